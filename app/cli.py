@@ -1,0 +1,60 @@
+"""The ``lectern`` command.
+
+No arguments opens the window; subcommands run headless:
+``ingest``, ``ask``, ``quote``, ``sessions``, ``export``. Each subcommand lives
+in ``app/commands/<name>.py`` with ``register(subparsers)``; heavy imports are
+deferred to the command's run function so ``lectern --help`` is instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from app import __version__
+
+COMMANDS = ("ingest", "ask", "quote", "sessions", "export")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lectern",
+        description="Read a whole document set into one long-context session and ask it.",
+    )
+    parser.add_argument("--version", action="version", version=f"lectern {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        try:
+            module = importlib.import_module(f"app.commands.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"app.commands.{name}":
+                raise
+            continue  # command not built yet
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        return _open_window(parser)
+    code: int = args.func(args)
+    return code
+
+
+def _open_window(parser: argparse.ArgumentParser) -> int:
+    try:
+        ui = importlib.import_module("app.ui.main")
+    except ModuleNotFoundError:
+        parser.print_help()
+        print("\nThe window is not built yet; use a subcommand above.", file=sys.stderr)
+        return 0
+    code: int = ui.run()
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Headless subcommands of ``lectern``; one module each, registered by ``app.cli``."""

@@ -1,0 +1,1 @@
+"""Lectern's logic: ingestion, corpus, sessions, prompts, pricing. Never imports Qt."""

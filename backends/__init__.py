@@ -1,0 +1,1 @@
+"""Model backends behind one streaming contract (see ``backends.base``). Never imports Qt."""

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Install everything the tests need into .venv, then run ruff, mypy and pytest.
+# Works on a fresh clone; extra arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY="${PYTHON:-python3}"
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv
+fi
+.venv/bin/python -m pip install --quiet --upgrade pip
+echo "== installing lectern with all extras (llama-cpp-python compiles on first run, ~6 min)"
+.venv/bin/python -m pip install --quiet -e ".[all,dev]"
+export QT_QPA_PLATFORM=offscreen
+echo "== ruff"
+.venv/bin/ruff check .
+.venv/bin/ruff format --check .
+echo "== mypy"
+.venv/bin/mypy
+echo "== pytest"
+.venv/bin/pytest "$@"
