@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from app import __version__
 
-COMMANDS = ("ingest", "ask", "quote", "sessions", "export")
+COMMANDS = ("ingest", "ask", "quote", "sessions", "export", "backends", "key")
 
 
 def build_parser() -> argparse.ArgumentParser:

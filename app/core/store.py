@@ -1,0 +1,565 @@
+"""The SQLite file that holds every session, so nothing a user did is ever lost.
+
+One database per install (``lectern.db`` in the data dir; ``LECTERN_HOME``
+overrides the dir). WAL journal, foreign keys on, ``synchronous=FULL``: a
+committed event survives a crash or a SIGKILL. Schema changes are append-only
+numbered migrations (``m001_initial``, ...), each applied once, in order, in its
+own transaction and recorded in ``_migrations``; never edit a shipped one.
+
+Tables:
+
+* ``sessions``: name (unique), mode, settings (JSON).
+* ``documents``: a session's corpus in append order (``seq``), with the
+  extracted text (zlib) and exact token count, so reopening a session never
+  re-extracts or re-tokenizes an unchanged file.
+* ``events``: the append-only log (questions, answers, reviews, backend calls,
+  documents added/excluded/re-read, mode changes), payload as JSON. The one
+  mutable case is an answer while it streams: its row is updated as text
+  arrives, with ``status='streaming'``; a row still streaming when a session is
+  opened belonged to a process that died and becomes ``interrupted``.
+
+SQLite connections are not shared across threads: each thread gets its own.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import sqlite3
+import threading
+import zlib
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from app.core.ingest.model import Document
+
+DB_NAME = "lectern.db"
+
+# Ids of answer rows this process is streaming into right now.
+LIVE_WRITERS: set[int] = set()
+
+
+def data_dir() -> Path:
+    """Lectern's data dir: ``$LECTERN_HOME`` or the platform's user data dir."""
+    from app.core.config import data_dir as configured
+
+    return configured()
+
+
+def now_iso() -> str:
+    """UTC timestamp with microseconds; prices depend on it (peak hours)."""
+    return dt.datetime.now(dt.UTC).isoformat(timespec="microseconds")
+
+
+def parse_ts(value: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(value)
+
+
+class StoreError(RuntimeError):
+    """The database cannot be opened or is from a newer Lectern."""
+
+
+# --- migrations ---------------------------------------------------------------
+
+
+def _script(conn: sqlite3.Connection, sql: str) -> None:
+    """Run statements one by one (``executescript`` would commit mid-migration)."""
+    statement = ""
+    for line in sql.splitlines(keepends=True):
+        statement += line
+        if sqlite3.complete_statement(statement):
+            conn.execute(statement)
+            statement = ""
+    if statement.strip():
+        raise StoreError(f"Incomplete SQL statement in a migration: {statement!r}")
+
+
+def m001_initial(conn: sqlite3.Connection) -> None:
+    _script(
+        conn,
+        """
+        CREATE TABLE sessions (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE,
+            created TEXT NOT NULL,
+            updated TEXT NOT NULL,
+            mode TEXT NOT NULL,
+            settings TEXT NOT NULL DEFAULT '{}'
+        );
+        CREATE TABLE events (
+            id INTEGER PRIMARY KEY,
+            session_id INTEGER NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+            ts TEXT NOT NULL,
+            type TEXT NOT NULL,
+            status TEXT,
+            payload TEXT NOT NULL
+        );
+        CREATE INDEX events_by_session ON events(session_id, id);
+        CREATE INDEX events_streaming ON events(status) WHERE status = 'streaming';
+        CREATE TABLE documents (
+            id INTEGER PRIMARY KEY,
+            session_id INTEGER NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+            seq INTEGER NOT NULL,
+            event_id INTEGER NOT NULL REFERENCES events(id),
+            path TEXT NOT NULL,
+            source TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            sha256 TEXT NOT NULL,
+            size INTEGER NOT NULL,
+            mtime REAL NOT NULL,
+            tokens INTEGER NOT NULL,
+            anchor TEXT NOT NULL,
+            page_starts TEXT NOT NULL,
+            notes TEXT NOT NULL,
+            language TEXT,
+            local_only INTEGER NOT NULL DEFAULT 0,
+            status TEXT NOT NULL DEFAULT 'active',
+            text BLOB NOT NULL,
+            UNIQUE (session_id, seq)
+        );
+        CREATE INDEX documents_by_session ON documents(session_id, seq);
+        """,
+    )
+
+
+def m002_document_block_tokens(conn: sqlite3.Connection) -> None:
+    # Tokens the document occupies in the rendered corpus block (header, markers).
+    conn.execute("ALTER TABLE documents ADD COLUMN block_tokens INTEGER")
+
+
+MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
+    m001_initial,
+    m002_document_block_tokens,
+)
+
+
+def migrate(conn: sqlite3.Connection) -> list[str]:
+    """Apply the migrations this database lacks; returns the names applied."""
+    conn.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied TEXT)")
+    done = {row[0] for row in conn.execute("SELECT name FROM _migrations")}
+    known = {m.__name__ for m in MIGRATIONS}
+    if unknown := done - known:
+        raise StoreError(
+            f"This database was written by a newer Lectern (migrations {sorted(unknown)}): "
+            "upgrade Lectern, or set LECTERN_HOME to use another data dir."
+        )
+    applied = []
+    for migration in MIGRATIONS:
+        if migration.__name__ in done:
+            continue
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            # Another process may have migrated while we waited for the lock.
+            if conn.execute(
+                "SELECT 1 FROM _migrations WHERE name = ?", (migration.__name__,)
+            ).fetchone():
+                conn.execute("ROLLBACK")
+                continue
+            migration(conn)
+            conn.execute(
+                "INSERT INTO _migrations (name, applied) VALUES (?, ?)",
+                (migration.__name__, now_iso()),
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        applied.append(migration.__name__)
+    return applied
+
+
+# --- rows ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SessionRow:
+    id: int
+    name: str
+    created: str
+    updated: str
+    mode: str
+    settings: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class StoredDocument:
+    """A corpus document as the session holds it."""
+
+    id: int
+    seq: int
+    event_id: int  # the "documents" event that added it: places it in the log
+    document: Document
+    local_only: bool
+    status: str  # active | excluded | superseded
+
+
+@dataclass(frozen=True)
+class EventRow:
+    id: int
+    session_id: int
+    ts: str
+    type: str
+    status: str | None
+    payload: Mapping[str, Any]
+
+
+# --- the store ----------------------------------------------------------------
+
+
+class Store:
+    """Lectern's database. Cheap to create; connections open lazily per thread."""
+
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = path if path is not None else data_dir() / DB_NAME
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        migrate(self.conn)
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        """This thread's connection (autocommit; write with ``transaction``)."""
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            try:
+                # Used by one thread only; check_same_thread=False lets close() run anywhere.
+                conn = sqlite3.connect(
+                    self.path, isolation_level=None, timeout=30.0, check_same_thread=False
+                )
+            except sqlite3.Error as exc:
+                raise StoreError(
+                    f"Cannot open the session database {self.path}: {exc}. "
+                    "Check the file's permissions, or set LECTERN_HOME to another dir."
+                ) from exc
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            self._local.conn = conn
+            with self._lock:
+                self._all.append(conn)
+        return conn
+
+    def close(self) -> None:
+        with self._lock:
+            conns, self._all = self._all, []
+        for conn in conns:
+            conn.close()
+        self._local = threading.local()
+
+    def transaction(self) -> _Transaction:
+        return _Transaction(self.conn)
+
+    # --- sessions ---
+
+    def create_session(
+        self, name: str, mode: str, settings: Mapping[str, Any] | None = None
+    ) -> SessionRow:
+        ts = now_iso()
+        try:
+            with self.transaction() as conn:
+                cur = conn.execute(
+                    "INSERT INTO sessions (name, created, updated, mode, settings) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    (name, ts, ts, mode, json.dumps(dict(settings or {}))),
+                )
+        except sqlite3.IntegrityError as exc:
+            raise StoreError(f"A session named {name!r} already exists.") from exc
+        assert cur.lastrowid is not None
+        return SessionRow(cur.lastrowid, name, ts, ts, mode, dict(settings or {}))
+
+    def get_session(self, name: str) -> SessionRow | None:
+        row = self.conn.execute("SELECT * FROM sessions WHERE name = ?", (name,)).fetchone()
+        return _session_row(row) if row else None
+
+    def session_names(self) -> list[str]:
+        return [r[0] for r in self.conn.execute("SELECT name FROM sessions ORDER BY id")]
+
+    def update_session(
+        self, session_id: int, *, mode: str | None = None, settings: Mapping[str, Any] | None = None
+    ) -> None:
+        with self.transaction() as conn:
+            if mode is not None:
+                conn.execute("UPDATE sessions SET mode = ? WHERE id = ?", (mode, session_id))
+            if settings is not None:
+                conn.execute(
+                    "UPDATE sessions SET settings = ? WHERE id = ?",
+                    (json.dumps(dict(settings)), session_id),
+                )
+            _touch(conn, session_id)
+
+    def session_rows(self) -> list[SessionRow]:
+        rows = self.conn.execute("SELECT * FROM sessions ORDER BY updated DESC").fetchall()
+        return [_session_row(r) for r in rows]
+
+    def corpus_totals(self, session_id: int) -> tuple[int, int]:
+        """(active documents, tokens of every document the prompt holds)."""
+        row = self.conn.execute(
+            "SELECT COALESCE(SUM(status = 'active'), 0), COALESCE(SUM(tokens), 0) "
+            "FROM documents WHERE session_id = ? AND status != 'excluded'",
+            (session_id,),
+        ).fetchone()
+        return int(row[0]), int(row[1])
+
+    # --- events ---
+
+    def append_event(
+        self,
+        session_id: int,
+        type_: str,
+        payload: Mapping[str, Any],
+        *,
+        status: str | None = None,
+        ts: str | None = None,
+    ) -> EventRow:
+        """Append and commit one event; returns it with its id."""
+        ts = ts or now_iso()
+        body = json.dumps(payload, ensure_ascii=False)
+        with self.transaction() as conn:
+            cur = conn.execute(
+                "INSERT INTO events (session_id, ts, type, status, payload) VALUES (?, ?, ?, ?, ?)",
+                (session_id, ts, type_, status, body),
+            )
+            _touch(conn, session_id, ts)
+        assert cur.lastrowid is not None
+        return EventRow(cur.lastrowid, session_id, ts, type_, status, json.loads(body))
+
+    def update_event(
+        self, event_id: int, payload: Mapping[str, Any], *, status: str | None = None
+    ) -> None:
+        """Rewrite a streaming answer's row (the only event that changes)."""
+        with self.transaction() as conn:
+            conn.execute(
+                "UPDATE events SET payload = ?, status = ? WHERE id = ?",
+                (json.dumps(payload, ensure_ascii=False), status, event_id),
+            )
+
+    def events(self, session_id: int, types: Sequence[str] | None = None) -> list[EventRow]:
+        sql = "SELECT * FROM events WHERE session_id = ?"
+        params: list[Any] = [session_id]
+        if types:
+            sql += f" AND type IN ({', '.join('?' for _ in types)})"
+            params.extend(types)
+        rows = self.conn.execute(sql + " ORDER BY id", params).fetchall()
+        return [_event_row(r) for r in rows]
+
+    def event(self, event_id: int) -> EventRow | None:
+        row = self.conn.execute("SELECT * FROM events WHERE id = ?", (event_id,)).fetchone()
+        return _event_row(row) if row else None
+
+    def interrupt_streaming(self, session_id: int) -> int:
+        """Mark answers left ``streaming`` by a process that died as ``interrupted``.
+
+        A streaming row records its writer's pid; rows whose writer still runs
+        (another window or CLI streaming into the same session) are left alone.
+        """
+        with self.transaction() as conn:
+            rows = conn.execute(
+                "SELECT id, payload FROM events WHERE session_id = ? AND status = 'streaming'",
+                (session_id,),
+            ).fetchall()
+            marked = 0
+            for row in rows:
+                payload = json.loads(row["payload"])
+                if row["id"] in LIVE_WRITERS or _alive(payload.get("writer_pid")):
+                    continue
+                payload["status"] = "interrupted"
+                payload.setdefault(
+                    "error", "Lectern stopped while this answer streamed; the text so far is kept."
+                )
+                conn.execute(
+                    "UPDATE events SET status = 'interrupted', payload = ? WHERE id = ?",
+                    (json.dumps(payload, ensure_ascii=False), row["id"]),
+                )
+                marked += 1
+        return marked
+
+    # --- documents ---
+
+    def add_documents(
+        self,
+        session_id: int,
+        docs: Iterable[Document],
+        event_payload: Mapping[str, Any],
+        *,
+        local_only: bool = False,
+        supersede: Sequence[int] = (),
+        superseded_status: str = "superseded",
+    ) -> tuple[EventRow, list[StoredDocument]]:
+        """Append documents (after every existing one) with their event, atomically.
+
+        ``supersede``: ids of documents the new ones replace (re-read); they get
+        ``superseded_status`` (``superseded``: still in the prompt, where it was;
+        ``excluded``: out of it).
+        """
+        ts = now_iso()
+        body = json.dumps(event_payload, ensure_ascii=False)
+        stored = []
+        with self.transaction() as conn:
+            cur = conn.execute(
+                "INSERT INTO events (session_id, ts, type, status, payload) VALUES (?, ?, ?, ?, ?)",
+                (session_id, ts, "documents", None, body),
+            )
+            event_id = cur.lastrowid
+            assert event_id is not None
+            seq = conn.execute(
+                "SELECT COALESCE(MAX(seq), 0) FROM documents WHERE session_id = ?", (session_id,)
+            ).fetchone()[0]
+            for doc in docs:
+                seq += 1
+                cur = conn.execute(
+                    "INSERT INTO documents (session_id, seq, event_id, path, source, kind, "
+                    "sha256, size, mtime, tokens, anchor, page_starts, notes, language, "
+                    "local_only, status, text, block_tokens) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'active', ?, ?)",
+                    (
+                        session_id,
+                        seq,
+                        event_id,
+                        doc.path,
+                        doc.source,
+                        doc.kind,
+                        doc.sha256,
+                        doc.size,
+                        doc.mtime,
+                        doc.tokens,
+                        doc.anchor,
+                        json.dumps(list(doc.page_starts)),
+                        json.dumps(list(doc.notes), ensure_ascii=False),
+                        doc.language,
+                        int(local_only),
+                        zlib.compress(doc.text.encode("utf-8"), 6),
+                        doc.block_tokens,
+                    ),
+                )
+                assert cur.lastrowid is not None
+                stored.append(
+                    StoredDocument(cur.lastrowid, seq, event_id, doc, local_only, "active")
+                )
+            for doc_id in supersede:
+                conn.execute(
+                    "UPDATE documents SET status = ? WHERE id = ? AND session_id = ?",
+                    (superseded_status, doc_id, session_id),
+                )
+            _touch(conn, session_id, ts)
+        event = EventRow(event_id, session_id, ts, "documents", None, json.loads(body))
+        return event, stored
+
+    def set_document_status(
+        self, session_id: int, doc_ids: Sequence[int], status: str, event_payload: Mapping[str, Any]
+    ) -> EventRow:
+        """Exclude (or restore) documents, logging the change in the same transaction."""
+        ts = now_iso()
+        body = json.dumps(event_payload, ensure_ascii=False)
+        with self.transaction() as conn:
+            for doc_id in doc_ids:
+                conn.execute(
+                    "UPDATE documents SET status = ? WHERE id = ? AND session_id = ?",
+                    (status, doc_id, session_id),
+                )
+            cur = conn.execute(
+                "INSERT INTO events (session_id, ts, type, status, payload) VALUES (?, ?, ?, ?, ?)",
+                (session_id, ts, "documents", None, body),
+            )
+            _touch(conn, session_id, ts)
+        assert cur.lastrowid is not None
+        return EventRow(cur.lastrowid, session_id, ts, "documents", None, json.loads(body))
+
+    def documents(self, session_id: int) -> list[StoredDocument]:
+        rows = self.conn.execute(
+            "SELECT * FROM documents WHERE session_id = ? ORDER BY seq", (session_id,)
+        ).fetchall()
+        return [_stored_document(r) for r in rows]
+
+
+class _Transaction:
+    """``BEGIN IMMEDIATE`` ... ``COMMIT`` (or ``ROLLBACK`` on error)."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def __enter__(self) -> sqlite3.Connection:
+        self._conn.execute("BEGIN IMMEDIATE")
+        return self._conn
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        self._conn.execute("ROLLBACK" if exc_type else "COMMIT")
+
+
+def _alive(pid: object) -> bool:
+    """True when ``pid`` is a running process other than a dead writer's."""
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    if pid == os.getpid():
+        return False  # this process's live writers are in LIVE_WRITERS
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return not _zombie(pid)
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def _touch(conn: sqlite3.Connection, session_id: int, ts: str | None = None) -> None:
+    conn.execute("UPDATE sessions SET updated = ? WHERE id = ?", (ts or now_iso(), session_id))
+
+
+def _session_row(row: sqlite3.Row) -> SessionRow:
+    return SessionRow(
+        id=row["id"],
+        name=row["name"],
+        created=row["created"],
+        updated=row["updated"],
+        mode=row["mode"],
+        settings=json.loads(row["settings"]),
+    )
+
+
+def _event_row(row: sqlite3.Row) -> EventRow:
+    return EventRow(
+        id=row["id"],
+        session_id=row["session_id"],
+        ts=row["ts"],
+        type=row["type"],
+        status=row["status"],
+        payload=json.loads(row["payload"]),
+    )
+
+
+def _stored_document(row: sqlite3.Row) -> StoredDocument:
+    doc = Document(
+        path=row["path"],
+        source=row["source"],
+        kind=row["kind"],
+        text=zlib.decompress(row["text"]).decode("utf-8"),
+        sha256=row["sha256"],
+        tokens=row["tokens"],
+        size=row["size"],
+        mtime=row["mtime"],
+        anchor=row["anchor"],
+        page_starts=tuple(json.loads(row["page_starts"])),
+        notes=tuple(json.loads(row["notes"])),
+        language=row["language"],
+        block_tokens=row["block_tokens"],
+    )
+    return StoredDocument(
+        id=row["id"],
+        seq=row["seq"],
+        event_id=row["event_id"],
+        document=doc,
+        local_only=bool(row["local_only"]),
+        status=row["status"],
+    )

@@ -1,0 +1,384 @@
+"""The owner-thread side of the MLX backend: a loaded mlx-lm model and its prefix cache.
+
+Everything here runs on the ``EngineThread`` that loaded the model (see
+``backends.mlx_local`` for the public backend, ``backends.local_engine`` for the
+answering flow shared with llama.cpp). A question's prompt
+P, whose first k ids are the corpus, is served like this:
+
+1. the prompt cache at the corpus end is taken from memory (the last prefix
+   used), else from a verified state file in the ``KVStore``, else evaluated
+   from scratch and then snapshotted and saved;
+2. a fresh copy of it evaluates P[k:] and generates the answer.
+
+V4 caches cannot be trimmed, so the cache that answered is dropped; the next
+question starts again from the snapshot. Usage is counted here: cache hit = ids
+restored, cache miss = ids evaluated. mlx / mlx_lm are imported on this thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from backends.base import BadRequest, LocalEngineError, Message, Request, ThinkingMode
+from backends.kv_store import KVStore, PrefixKey, StoredState
+from backends.local_engine import (
+    EngineFacts,
+    Ids,
+    LocalConfig,
+    LocalEngine,
+    Prefill,
+    Progress,
+    Stop,
+    StopRequestedError,
+    TokenSink,
+    WarmSource,
+)
+from backends.mlx_prefix import (
+    FORMAT,
+    Snapshot,
+    StateMismatchError,
+    load_state,
+    restore,
+    save_state,
+    snapshot,
+    supports,
+)
+from backends.mlx_stream import IncrementalDecoder
+from backends.mlx_vocab import Vocab, check_model_dir, model_identity
+
+log = logging.getLogger(__name__)
+
+# Used when neither the caller nor config.json gives a context window.
+_DEFAULT_WINDOW = 32768
+
+
+_REPORT_SOURCE: dict[str, WarmSource] = {
+    "memory": "memory",
+    "restored": "stored",
+    "cold": "evaluated",
+}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EngineConfig(LocalConfig):
+    context_window: int | None
+    prefill_step: int
+
+
+class MlxEngine(LocalEngine[EngineConfig]):
+    """One loaded mlx-lm model and its last prefix snapshot; runs on the owner thread."""
+
+    label = "MLX"
+    warm_cancelled = "Reading the corpus was stopped; nothing was saved."
+
+    def __init__(self, config: EngineConfig, store: KVStore | None) -> None:
+        import mlx.core as mx
+
+        super().__init__(config, store)
+        check_model_dir(config.model_path)
+        self.model: Any = None
+        try:
+            self._load(config, store)
+        except BaseException:
+            # MLX aborts the process at exit if a finished thread left streams behind.
+            self.model = None
+            mx.clear_streams()
+            raise
+
+    def _load(self, config: EngineConfig, store: KVStore | None) -> None:
+        import mlx.core as mx
+        import mlx_lm
+        from mlx_lm.models.cache import make_prompt_cache
+
+        try:
+            loaded: Any = mlx_lm.load(str(config.model_path), return_config=True)
+        except Exception as exc:
+            raise LocalEngineError(
+                f"Could not load the MLX model in {config.model_path} "
+                f"({type(exc).__name__}: {exc}). Check that the folder is a complete "
+                f"mlx-lm model of a type mlx-lm {mlx_lm.__version__} supports."
+            ) from exc
+        model, tokenizer, model_config = loaded
+        self.model = model
+        self.tokenizer: Any = tokenizer
+        tokenizer_json = config.model_path / "tokenizer.json"
+        if not tokenizer_json.is_file():
+            raise LocalEngineError(
+                f"{config.model_path} has no tokenizer.json: Lectern needs the fast "
+                "tokenizer file; convert the model again with a current mlx-lm."
+            )
+        self.vocab = Vocab(tokenizer_json, tokenizer.bos_token_id)
+        trained = int(model_config.get("max_position_embeddings") or 0)
+        limits = [n for n in (config.context_window, trained) if n]
+        self.think_open = self.vocab.token_id(config.think_tags[0])
+        self.think_close = self.vocab.token_id(config.think_tags[1])
+        probe = make_prompt_cache(model)
+        classes = "/".join(sorted({type(c).__name__ for c in probe}))
+        mlx_version = getattr(mx, "__version__", "?")
+        self.snap: tuple[PrefixKey, Snapshot] | None = None
+        self.generated_total = 0  # tokens sampled over the engine's life
+        eos = tokenizer.eos_token_id
+        self.facts = EngineFacts(
+            vocab=self.vocab,
+            window=min(limits) if limits else _DEFAULT_WINDOW,
+            model_id=model_identity(config.model_path, store),
+            engine_id=f"mlx-lm {mlx_lm.__version__}; mlx {mlx_version}; {FORMAT}; {classes}",
+            renderer_version=config.renderer_version,
+            savable=supports(probe),
+            keyed_window=0,  # an MLX cache does not depend on the window
+            architecture=str(model_config.get("model_type") or ""),
+            chat_template=getattr(tokenizer, "chat_template", None) or None,
+            bos=self.vocab.bos,
+            eos=None if eos is None else int(eos),
+        )
+        if config.seed is not None:
+            mx.random.seed(config.seed)
+
+    @staticmethod
+    def check_model(path: Path) -> None:
+        check_model_dir(path)
+
+    def close(self) -> None:
+        """Free the model; runs last on the owner thread."""
+        import mlx.core as mx
+
+        self.model = None
+        self.snap = None
+        mx.clear_cache()
+        # Required before the thread ends: otherwise MLX aborts the process at exit
+        # ("terminate called without an active exception").
+        mx.clear_streams()
+
+    # --- prefix states ----------------------------------------------------------------
+
+    def _fresh_cache(self) -> list[Any]:
+        from mlx_lm.models.cache import make_prompt_cache
+
+        return list(make_prompt_cache(self.model))
+
+    def _load_stored(self, key: PrefixKey) -> tuple[list[Any], StoredState] | None:
+        """A fresh cache filled from the verified state file for ``key``, if any."""
+        if self.store is None:
+            return None
+        state = self.store.lookup(key)  # checks size, sha256 and sidecar
+        if state is None:
+            return None
+        try:
+            snap = load_state(state.path, key.to_json(), key.prefix_tokens)
+            cache = restore(snap, self._fresh_cache())
+        except StateMismatchError as exc:
+            log.warning("Saved prefix state %s rejected (%s); rebuilding it", state.path, exc)
+            self.store.invalidate(key)
+            return None
+        self.store.touch(key)
+        self.snap = (key, snap)
+        return cache, state
+
+    def _save(self, key: PrefixKey, snap: Snapshot) -> StoredState | None:
+        if self.store is None:
+            return None
+        tmp = self.store.temp_path(key)
+        try:
+            save_state(tmp, snap, key.to_json())
+            return self.store.commit(key, tmp, snap.tokens)
+        except OSError as exc:
+            log.warning("Could not save the prefix state (%s); it stays in memory only", exc)
+            tmp.unlink(missing_ok=True)
+            return None
+
+    def _evaluate(
+        self,
+        cache: list[Any],
+        ids: Sequence[int],
+        stop: Stop,
+        progress: Progress | None,
+        *,
+        done: int,
+        total: int,
+    ) -> None:
+        """Run ``ids`` through the model into ``cache`` in chunks (no logits kept)."""
+        import mlx.core as mx
+
+        step = self.config.prefill_step
+        began = time.perf_counter()
+        for start in range(0, len(ids), step):
+            if stop():
+                raise StopRequestedError
+            chunk = mx.array(list(ids[start : start + step]))[None]
+            self.model(chunk, cache=cache)
+            mx.eval([c.state for c in cache])
+            mx.clear_cache()
+            if progress is not None:
+                progress(done + start + chunk.shape[1], total)
+        if ids:
+            self._note_prefill(len(ids), time.perf_counter() - began)
+
+    def _prefix_cache(
+        self,
+        prefix: Sequence[int],
+        mode: ThinkingMode,
+        stop: Stop,
+        progress: Progress | None,
+        total: int,
+    ) -> tuple[list[Any], Literal["cold", "memory", "restored"], StoredState | None]:
+        """A cache holding ``prefix``: from memory, a stored state, or evaluated (and saved)."""
+        key = self.prefix_key(prefix, mode)
+        if key is not None:
+            found: tuple[list[Any], StoredState | None] | None = None
+            source: Literal["memory", "restored"] = "memory"
+            if self.snap is not None and self.snap[0] == key:
+                found = restore(self.snap[1], self._fresh_cache()), None
+            elif (stored := self._load_stored(key)) is not None:
+                found, source = stored, "restored"
+            if found is not None:
+                if progress is not None:
+                    progress(len(prefix), total)
+                return found[0], source, found[1]
+        cache = self._fresh_cache()
+        self._evaluate(cache, prefix, stop, progress, done=0, total=total)
+        saved = None
+        if key is not None:
+            snap = snapshot(cache)
+            self.snap = (key, snap)
+            saved = self._save(key, snap)
+        return cache, "cold", saved
+
+    def _warm(
+        self, prefix: Sequence[int], mode: ThinkingMode, stop: Stop, progress: Progress | None
+    ) -> tuple[WarmSource, int, StoredState | None]:
+        cache, source, state = self._prefix_cache(prefix, mode, stop, progress, len(prefix))
+        del cache
+        return _REPORT_SOURCE[source], len(prefix) if source == "cold" else 0, state
+
+    def _corpus_too_long(self, tokens: int) -> str:
+        return (
+            f"The corpus is {tokens:,} tokens but this model's window is "
+            f"{self.facts.window:,} tokens, which must also hold the question and answer: "
+            "remove documents from the session or choose a model with a longer window."
+        )
+
+    # --- answering ----------------------------------------------------------------------
+
+    def _check_fits(self, prompt_tokens: int, prefix_tokens: int, max_tokens: int) -> None:
+        if not 0 <= prefix_tokens <= prompt_tokens:
+            raise BadRequest(
+                f"prefix_tokens is {prefix_tokens} for a {prompt_tokens}-token prompt: "
+                "it must be between 0 and the prompt length."
+            )
+        super()._check_fits(prompt_tokens, prefix_tokens, max_tokens)
+
+    def _prompt_too_long(self, prompt_tokens: int, max_tokens: int, needed: int) -> str:
+        return (
+            f"The prompt ({prompt_tokens:,} tokens) plus room for the answer (max_tokens "
+            f"{max_tokens:,}) needs {needed:,} tokens, but this model's window is "
+            f"{self.facts.window:,}: lower max_tokens, shorten the corpus or conversation, or "
+            "choose a model with a longer window."
+        )
+
+    def _read_prompt(
+        self, prompt: Ids, prefix: int, mode: ThinkingMode, stop: Stop, progress: Progress | None
+    ) -> Prefill:
+        began = time.perf_counter()
+        cache, source, state = self._prefix_cache(
+            prompt[:prefix], mode, stop, progress, len(prompt)
+        )
+        reused = prefix if source != "cold" else 0
+        # The last prompt id goes to stream_generate, which samples after it.
+        self._evaluate(cache, prompt[prefix:-1], stop, progress, done=prefix, total=len(prompt))
+        saved = state.path if state and source == "cold" else None
+        return Prefill(source, reused, saved, time.perf_counter() - began, cache)
+
+    def _generate(
+        self, request: Request, prompt: Ids, read: Prefill, out: TokenSink, stop: Stop
+    ) -> str:
+        """Sample until EOS, max_tokens or cancellation; returns the finish reason."""
+        import mlx.core as mx
+        from mlx_lm import stream_generate
+        from mlx_lm.sample_utils import make_sampler
+
+        top_p = request.top_p if 0.0 < request.top_p < 1.0 else 0.0
+        sampler = make_sampler(temp=max(request.temperature, 0.0), top_p=top_p)
+        decoder = IncrementalDecoder(lambda ids: self.vocab.detokenize(ids, special=True))
+        finish = "length"
+        responses = stream_generate(
+            self.model,
+            self.tokenizer,
+            prompt=mx.array(list(prompt[-1:])),
+            max_tokens=request.max_tokens,
+            prompt_cache=read.cache,
+            sampler=sampler,
+        )
+        try:
+            for response in responses:
+                if response.finish_reason == "stop":  # the token is EOS: not text
+                    finish = "stop"
+                    break
+                self.generated_total += 1
+                out.add(decoder.add(int(response.token)))
+                if response.finish_reason is not None:
+                    finish = str(response.finish_reason)
+                    break
+                if stop():
+                    finish = "cancelled"
+                    break
+        finally:
+            responses.close()
+        out.close(decoder.flush())
+        return finish
+
+    def _ends_in_thinking(self, prompt: Sequence[int]) -> bool:
+        """True when the last think tag in the prompt opens reasoning."""
+        if self.think_open is None or self.think_close is None:
+            return super()._ends_in_thinking(prompt)
+        for token in reversed(prompt):
+            if token == self.think_close:
+                return False
+            if token == self.think_open:
+                return True
+        return False
+
+    # --- fallback rendering -------------------------------------------------------------
+
+    def render_messages(self, messages: Sequence[Message], mode: ThinkingMode) -> list[int]:
+        """Token ids for a request without ``prompt_ids`` (ad-hoc use and tests).
+
+        Lectern's renderer is the reference; this is the model's chat template if it
+        has one, else the DeepSeek V4 layout without the effort text.
+        """
+        chat = [{"role": m.role, "content": m.content} for m in messages]
+        if getattr(self.tokenizer, "chat_template", None):
+            ids = self.tokenizer.apply_chat_template(
+                chat, add_generation_prompt=True, tokenize=True, return_dict=False
+            )
+            return [int(i) for i in ids]
+        names = (
+            "<｜begin▁of▁sentence｜>",
+            "<｜end▁of▁sentence｜>",
+            "<｜User｜>",
+            "<｜Assistant｜>",
+            *self.config.think_tags,
+        )
+        found = [self.vocab.token_id(n) for n in names]
+        known = [i for i in found if i is not None]
+        if len(known) != len(names):
+            raise BadRequest(
+                "This MLX model has no chat template: send Request.prompt_ids rendered "
+                "by Lectern's prompt renderer."
+            )
+        bos, eos, user, assistant, think, end_think = known
+        ids = [bos]
+        for m in messages:
+            text = self.vocab.tokenize(m.content, special=False)
+            if m.role == "system":
+                ids += text
+            elif m.role == "user":
+                ids += [user, *text]
+            else:
+                ids += [assistant, end_think, *text, eos]
+        ids += [assistant, think if mode.thinking else end_think]
+        return ids

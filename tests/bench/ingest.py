@@ -1,0 +1,163 @@
+"""Benchmark: ``lectern ingest`` of a ~1M-token corpus against the raw baseline.
+
+Builds (once, cached in the temp folder under a version key) a corpus of a
+1,500-page PDF of varied prose and a source tree of a few thousand files.
+Then, alternating, in fresh processes timed end to end (interpreter start,
+imports, tokenizer load, everything):
+
+* ``lectern ingest --json <corpus>`` as a user would run it;
+* the baseline: PyMuPDF ``get_text`` of every page plus reading every source
+  file, then one ``tokenizers`` ``encode_batch`` over all those texts with the
+  V4 ``tokenizer.json`` (the minimum any exact counter must do).
+
+Prints one JSON object: tokens (exact tokens of the corpus block),
+text_tokens (of the documents' texts, what the baseline counts too), medians
+of ``seconds`` and ``baseline_seconds``, ``tokens_per_second`` (text tokens
+over seconds), ``overhead_ratio`` (seconds / baseline_seconds), CPU seconds of
+both (steadier than wall time when other work shares the machine) and every
+sample. Run: ``.venv/bin/python tests/bench/ingest.py [--runs N]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+VERSION = "v2"  # bump when the generated corpus changes
+PAGES = 1500
+LINES_PER_PAGE = 30
+FILES = 2600
+
+BASELINE = r"""
+import os, sys
+from pathlib import Path
+from typing import Any
+import pymupdf
+from tokenizers import Tokenizer
+
+pdf, tree, tokenizer_json = sys.argv[1:4]
+texts = [page.get_text() for page in pymupdf.open(pdf)]
+for folder, dirs, files in os.walk(tree):
+    dirs.sort()
+    for name in sorted(files):
+        texts.append(Path(folder, name).read_text(encoding="utf-8"))
+tokenizer = Tokenizer.from_file(tokenizer_json)
+encodings = tokenizer.encode_batch(texts, add_special_tokens=False)
+print(sum(len(e.ids) for e in encodings))
+"""
+
+
+def build_corpus() -> Path:
+    """The benchmark corpus, generated on first use and cached."""
+    base = Path(tempfile.gettempdir()) / f"lectern-bench-ingest-{VERSION}"
+    corpus = base / "corpus"
+    done = base / "complete"
+    if done.exists():
+        return corpus
+    shutil.rmtree(base, ignore_errors=True)
+    corpus.mkdir(parents=True)
+    from tests.fixtures.docs import make_big_pdf, make_code_tree
+
+    make_big_pdf(corpus / "book.pdf", PAGES, LINES_PER_PAGE, seed=1)
+    make_code_tree(corpus / "src", FILES, seed=2, functions=(1, 3))
+    done.write_text("ok\n")
+    return corpus
+
+
+def lectern_command() -> list[str]:
+    script = Path(sys.executable).with_name("lectern")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "app.cli"]
+
+
+def timed(cmd: list[str]) -> tuple[float, float, str]:
+    """Wall seconds, CPU seconds (the process and every descendant it waited for), stdout."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=True)
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, cpu, out.stdout
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=5, help="runs of each (medians reported)")
+    args = parser.parse_args()
+
+    from app.core.tokens import deepseek_v4_tokenizer_path
+
+    corpus = build_corpus()
+    ingest_cmd = [*lectern_command(), "ingest", "--json", str(corpus)]
+    baseline_cmd = [
+        sys.executable, "-c", BASELINE, str(corpus / "book.pdf"), str(corpus / "src"),
+        str(deepseek_v4_tokenizer_path()),
+    ]  # fmt: skip
+
+    seconds: list[float] = []
+    baseline_seconds: list[float] = []
+    cpu: list[float] = []
+    baseline_cpu: list[float] = []
+    report: dict[str, Any] = {}
+    baseline_tokens = 0
+    load_before = os.getloadavg()
+    timed(ingest_cmd)  # warm the page cache
+    for _ in range(args.runs):
+        elapsed, used, stdout = timed(ingest_cmd)
+        seconds.append(elapsed)
+        cpu.append(used)
+        report = json.loads(stdout)
+        elapsed, used, stdout = timed(baseline_cmd)
+        baseline_seconds.append(elapsed)
+        baseline_cpu.append(used)
+        baseline_tokens = int(stdout.strip())
+
+    docs = report["documents"]
+    text_tokens = sum(int(d["tokens"]) for d in docs)
+    median = statistics.median(seconds)
+    baseline = statistics.median(baseline_seconds)
+    print(
+        json.dumps(
+            {
+                "tokens": report["total_tokens"],
+                "text_tokens": text_tokens,
+                "baseline_tokens": baseline_tokens,  # the same texts, counted by the baseline
+                "documents": len(docs),
+                "problems": len(report["problems"]),
+                "seconds": round(median, 3),
+                "tokens_per_second": round(text_tokens / median),
+                "block_tokens_per_second": round(int(report["total_tokens"]) / median),
+                "baseline_seconds": round(baseline, 3),
+                "overhead_ratio": round(median / baseline, 3),
+                # CPU time is steadier than wall time on a shared machine.
+                "cpu_seconds": round(statistics.median(cpu), 3),
+                "baseline_cpu_seconds": round(statistics.median(baseline_cpu), 3),
+                "samples": {
+                    "seconds": [round(s, 3) for s in seconds],
+                    "baseline_seconds": [round(s, 3) for s in baseline_seconds],
+                    "cpu_seconds": [round(s, 3) for s in cpu],
+                    "baseline_cpu_seconds": [round(s, 3) for s in baseline_cpu],
+                },
+                "cpus": os.cpu_count(),
+                "load_average_before": [round(x, 2) for x in load_before],
+                "load_average_after": [round(x, 2) for x in os.getloadavg()],
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,124 @@
+"""SIGKILL mid-answer loses nothing: the partial answer is there, marked interrupted.
+
+``lectern ask`` runs in a subprocess against the DeepSeek fixture server, which
+streams the second answer slowly; the test waits until the answer row holds
+some text, kills the process with SIGKILL, reopens the session and checks the
+log: the first question and answer intact, the second question there, its
+answer marked interrupted with exactly a prefix of what was being streamed.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from app.core.session import Session
+from app.core.store import Store
+from tests.fixtures.deepseek_server import DeepSeekServer
+from tests.fixtures.lectern_env import REPO, cli_env, fixture_config, run_cli
+
+LONG = " ".join(f"Point {i}: the cap applies [contract.md:L3]." for i in range(400))
+
+
+@pytest.fixture
+def server() -> Iterator[DeepSeekServer]:
+    with DeepSeekServer(cache_interval=None) as srv:
+        yield srv
+
+
+def streaming_text(db: Path) -> str | None:
+    """The text of the answer being streamed, read as another process would."""
+    conn = sqlite3.connect(db)
+    try:
+        row = conn.execute(
+            "SELECT payload FROM events WHERE type = 'answer' AND status = 'streaming'"
+        ).fetchone()
+    finally:
+        conn.close()
+    return json.loads(row[0])["text"] if row else None
+
+
+def test_sigkill_mid_answer_keeps_the_partial_answer(
+    tmp_path: Path, server: DeepSeekServer
+) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "contract.md").write_text("# MSA\nIndemnity.\nLiability is capped at 5x fees.\n")
+    home = tmp_path / "home"
+    config = fixture_config(tmp_path / "config.toml", server.base_url)
+
+    server.enqueue_reply("The cap is five times the fees [contract.md:L3].")
+    first = run_cli(
+        ["ask", str(docs), "-q", "What is the cap?", "--session", "s"],
+        home=home,
+        config=config,
+    )
+    assert first.returncode == 0, first.stderr
+
+    server.enqueue_reply(LONG, chunk_delay=0.02)  # ~800 chunks: about 16 s of streaming
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "app.cli",
+            "ask",
+            str(docs),
+            "-q",
+            "Explain it at length.",
+            "--session",
+            "s",
+        ],
+        cwd=REPO,
+        env=cli_env(home, config),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    db = home / "lectern.db"
+    deadline = time.monotonic() + 60
+    seen = None
+    while time.monotonic() < deadline:
+        seen = streaming_text(db) if db.exists() else None
+        if seen:
+            break
+        time.sleep(0.05)
+    assert seen, "the answer never started streaming into the database"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=10)
+    proc.stdout.close()  # type: ignore[union-attr]
+    proc.stderr.close()  # type: ignore[union-attr]
+    assert proc.returncode == -signal.SIGKILL
+
+    store = Store(db)
+    try:
+        session = Session.open(store, "s", create=False)  # reopening marks it interrupted
+        turns = session.turns()
+        assert [t.question for t in turns] == ["What is the cap?", "Explain it at length."]
+        done, cut = turns
+        assert done.final is not None and done.final.complete
+        assert done.final.text == "The cap is five times the fees [contract.md:L3]."
+        partial = cut.final
+        assert partial is not None and partial.status == "interrupted"
+        assert partial.text and LONG.startswith(partial.text)
+        assert len(partial.text) >= len(seen)
+        assert len(partial.text) < len(LONG)
+        assert partial.error and "stopped" in partial.error
+        # The interrupted turn is not part of what the next question sends.
+        assert [t.answer for t in session.conversation().turns] == [done.final.text]
+    finally:
+        store.close()
+    # The CLI can carry on with the same session afterwards.
+    server.enqueue_reply("Short answer [contract.md:L3].")
+    again = run_cli(
+        ["ask", str(docs), "-q", "Once more?", "--session", "s"], home=home, config=config
+    )
+    assert again.returncode == 0, again.stderr
+    assert "All 1 files are unchanged" in again.stderr
