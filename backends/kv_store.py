@@ -234,11 +234,15 @@ class KVStore:
     def commit(self, key: PrefixKey, written: Path, tokens: int) -> StoredState | None:
         """Adopt a state file an engine wrote at ``temp_path(key)``, then evict to budget.
 
-        Returns the stored state, or None when it alone exceeds the budget (it is
-        deleted: a state that cannot be kept is not worth a partial disk).
+        Returns the stored state, or None when it alone exceeds the budget: it is
+        deleted and the states already stored are left alone.
         """
         digest = key.digest()
         size = written.stat().st_size
+        if size > self.budget_bytes:
+            # Evicting the states that fit would make no room for this one: keep them.
+            _unlink(written)
+            return None
         sha = _sha256_file(written)
         now = time.time()
         sidecar = {

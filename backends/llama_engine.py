@@ -370,21 +370,25 @@ class LlamaEngine(LocalEngine[EngineConfig]):
         sampler = self._sampler(request)
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         finish = "length"
-        while out.completion < request.max_tokens:
-            if stop():
-                finish = "cancelled"
-                break
-            if self.n_tokens >= self.n_ctx:
-                break
-            token = int(sampler.sample(self.llm._ctx, -1))
-            if self.vocab.is_eog(token):
-                finish = "stop"
-                break
-            tag = self._think_ids.get(token)
-            out.add(tag if tag is not None else decoder.decode(self.vocab.piece(token)))
-            if out.completion < request.max_tokens:
-                self._eval([token])
-        out.close(decoder.decode(b"", final=True))
+        try:
+            while out.completion < request.max_tokens:
+                if stop():
+                    finish = "cancelled"
+                    break
+                if self.n_tokens >= self.n_ctx:
+                    break
+                token = int(sampler.sample(self.llm._ctx, -1))
+                if self.vocab.is_eog(token):
+                    finish = "stop"
+                    break
+                tag = self._think_ids.get(token)
+                out.add(tag if tag is not None else decoder.decode(self.vocab.piece(token)))
+                if out.completion < request.max_tokens:
+                    self._eval([token])
+        finally:
+            # Text held back (a partial tag or UTF-8 sequence) reaches the caller even
+            # when evaluation fails mid-answer: nothing sampled is lost.
+            out.close(decoder.decode(b"", final=True))
         return finish
 
     def _sampler(self, request: Request) -> Any:

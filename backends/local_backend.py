@@ -22,7 +22,9 @@ from backends.base import (
     CancelToken,
     Capabilities,
     Event,
+    ReasoningDelta,
     Request,
+    TextDelta,
     ThinkingMode,
 )
 from backends.engine_thread import EngineThread, JobContext
@@ -215,7 +217,12 @@ class LocalBackend(Backend, ABC, Generic[C, E]):
             finally:
                 self._note(engine)
 
-        yield from thread.stream(job)
+        for event in thread.stream(job):
+            if request.cancel.cancelled and isinstance(event, ReasoningDelta | TextDelta):
+                # Sampled before the engine saw the cancel, still in the queue: the
+                # caller asked to stop, so the text ends where it was when they did.
+                continue
+            yield event
 
     def prepare_prefix(
         self,

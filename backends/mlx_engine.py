@@ -328,7 +328,7 @@ class MlxEngine(LocalEngine[EngineConfig]):
                     break
         finally:
             responses.close()
-        out.close(decoder.flush())
+            out.close(decoder.flush())  # held-back text is kept even when generation fails
         return finish
 
     def _ends_in_thinking(self, prompt: Sequence[int]) -> bool:

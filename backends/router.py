@@ -146,8 +146,17 @@ class Router:
 
     # --- choices --------------------------------------------------------------------
 
-    def draft(self, need: Fit, *, local_only: bool = False, forced: str | None = None) -> Route:
-        """The backend that answers. ``need(spec)``: tokens the request needs there."""
+    def draft(
+        self,
+        need: Fit,
+        *,
+        prompt: Fit | None = None,
+        local_only: bool = False,
+        forced: str | None = None,
+    ) -> Route:
+        """The backend that answers. ``need(spec)``: tokens the request needs there
+        (prompt plus output room, for the fit); ``prompt(spec)``: the prompt alone,
+        what rules compare with their ``over_tokens`` (default: ``need``)."""
         if forced is not None:
             spec = self.spec(forced)
             self.check(spec, local_only=local_only)
@@ -156,9 +165,10 @@ class Router:
             return Route(spec, "chosen with --backend")
         s = self.settings
         if not (s.offline or local_only):
+            size = prompt or need
             for over, name in sorted(s.rules, reverse=True):
                 target = self.specs[name]
-                if need(target) > over:
+                if size(target) > over:
                     self._check_runs(target)
                     self._check_fit(target, need)
                     return Route(target, f"rule: prompts over {over:,} tokens go to '{name}'")

@@ -8,6 +8,7 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip
+. scripts/build_env.sh  # how llama.cpp is compiled here
 echo "== installing lectern with all extras (llama-cpp-python compiles on first run, ~6 min)"
 .venv/bin/python -m pip install --quiet -e ".[all,dev]"
 export QT_QPA_PLATFORM=offscreen

@@ -119,7 +119,7 @@ def _with_progress_bar(paths: list[str], options: Any, ingest: Any) -> IngestRes
         TextColumn("{task.completed}/{task.total} files"),
         TextColumn("{task.fields[tokens]:,} tokens"),
         TimeRemainingColumn(),
-        TextColumn("{task.fields[current]}", style="dim"),
+        TextColumn("{task.fields[current]}", style="dim", markup=False),  # a path, not markup
         console=console,
         transient=True,
     ) as bar:
@@ -173,7 +173,9 @@ def _as_json(result: IngestResult, total: int) -> dict[str, Any]:
 
 def _print_report(result: IngestResult, total: int) -> None:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
+    from rich.text import Text
 
     console = Console(soft_wrap=True)  # piped output keeps long paths on one line
     if result.documents:
@@ -186,24 +188,28 @@ def _print_report(result: IngestResult, total: int) -> None:
         for doc in result.documents:
             size = f"{doc.pages} pages" if doc.anchor == "page" else f"{doc.line_count()} lines"
             kind = f"{doc.kind} ({doc.language})" if doc.language else doc.kind
-            table.add_row(doc.path, kind, size, f"{doc.tokens:,}", f"{doc.block_tokens or 0:,}")
+            # Text(): paths are shown as they are, never read as rich markup.
+            table.add_row(
+                Text(doc.path), Text(kind), size, f"{doc.tokens:,}", f"{doc.block_tokens or 0:,}"
+            )
         console.print(table)
         for doc in result.documents:
             for note in doc.notes:
-                console.print(f"[yellow]note[/] {doc.path}: {note}", highlight=False)
+                line = f"[yellow]note[/] {escape(doc.path)}: {escape(note)}"
+                console.print(line, highlight=False)
     if result.problems:
         console.print(f"\n[bold red]Not read ({len(result.problems)})[/]")
         for p in result.problems:
             hint = " [dim](can be forced: --force PATH)[/]" if p.forceable else ""
-            console.print(f"  {p.path}: {p.reason}{hint}", highlight=False)
+            console.print(f"  {escape(p.path)}: {escape(p.reason)}{hint}", highlight=False)
     if result.duplicates:
         console.print(f"\n[bold]Duplicates, counted once ({len(result.duplicates)})[/]")
         for d in result.duplicates:
-            console.print(f"  {d.path} = {d.same_as}", highlight=False)
+            console.print(f"  {escape(d.path)} = {escape(d.same_as)}", highlight=False)
     if result.ignored:
         console.print(
             f"\n[dim]Left out by ignore rules: {len(result.ignored)} "
-            f"(e.g. {result.ignored[0].path}: {result.ignored[0].reason})[/]",
+            f"(e.g. {escape(result.ignored[0].path)}: {escape(result.ignored[0].reason)})[/]",
             highlight=False,
         )
     share = total / WINDOW * 100

@@ -34,6 +34,34 @@ FOOTER = "</document>\n\n"
 LINE_SEPARATOR = "\t"
 
 
+class CountedText(str):
+    """A rendered corpus block that knows its exact DeepSeek V4 token count.
+
+    Sessions store each document's block count, so a reopened session's corpus
+    need not be tokenized again to be counted: renderers that count with V4's
+    own tokenizer take ``tokens`` instead (``DeepSeekRenderer``). Any operation
+    on the text (slicing, joining) gives a plain ``str``, so the count can never
+    be attached to a text it was not measured on.
+    """
+
+    tokens: int
+
+    def __new__(cls, text: str, tokens: int) -> CountedText:
+        obj = super().__new__(cls, text)
+        obj.tokens = tokens
+        return obj
+
+
+def counted_corpus(docs: Sequence[Document]) -> str:
+    """``render_corpus(docs)``, as a ``CountedText`` when every document's block
+    count is known (a plain ``str`` otherwise, to be counted by the renderer)."""
+    text = render_corpus(docs)
+    counts = [doc.block_tokens for doc in docs]
+    if not docs or any(c is None for c in counts):
+        return text
+    return CountedText(text, sum(int(c or 0) for c in counts))
+
+
 def _attr(value: str) -> str:
     return value.replace("&", "&amp;").replace('"', "&quot;")
 

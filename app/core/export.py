@@ -207,7 +207,8 @@ def _answer_md(ans: Mapping[str, Any]) -> list[str]:
 
 
 def _review_md(rev: Mapping[str, Any]) -> list[str]:
-    lines = [f"### Review by {rev.get('model', '?')}: {rev.get('verdict', '?')}", ""]
+    verdict = rev.get("verdict") or "no verdict (the reply had no VERDICT line)"
+    lines = [f"### Review by {rev.get('model') or '?'}: {verdict}", ""]
     if rev.get("status", "complete") != "complete":
         lines += [f"> Review {rev.get('status')}: {rev.get('error') or ''}", ""]
     corrected = rev.get("corrected")

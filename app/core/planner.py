@@ -86,6 +86,7 @@ class Planner:
         local_only = any(d.local_only for d in conv.documents)
         route = self.router.draft(
             lambda s: self.render(s, turns, mode).prompt_tokens + self.max_tokens(s, mode),
+            prompt=lambda s: self.render(s, turns, mode).prompt_tokens,
             local_only=local_only,
             forced=forced,
         )
@@ -166,6 +167,7 @@ class Planner:
         local_only = any(d.local_only for d in conv.documents)
         route = self.router.draft(
             lambda s: self.render(s, turns, old).prompt_tokens + self.max_tokens(s, old),
+            prompt=lambda s: self.render(s, turns, old).prompt_tokens,
             local_only=local_only,
         )
         spec = route.spec
@@ -362,9 +364,10 @@ class Planner:
 def conversation_turns(conv: Conversation, question: str) -> tuple[str, tuple[Turn, ...]]:
     """(corpus block, turns) for the renderers: the history, then the new question
     carrying the documents added since the last turn."""
-    from app.core.corpus import render_corpus
+    from app.core.corpus import counted_corpus
 
-    corpus = render_corpus([d.document for d in conv.corpus])
+    # Counted: a reopened session's corpus is not tokenized again to be counted.
+    corpus = counted_corpus([d.document for d in conv.corpus])
     turns = [Turn(t.question, t.answer, added_block(t.added)) for t in conv.turns]
     turns.append(Turn(question, None, added_block(conv.pending)))
     return corpus, tuple(turns)

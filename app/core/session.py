@@ -189,6 +189,7 @@ class Session:
         asked = self._questions_asked()
         added: list[Document] = []
         reread: list[Document] = []
+        reread_local: list[bool] = []  # a new version keeps its file's local-only tag
         replaced: list[int] = []
         unchanged: list[str] = []
         duplicates: list[tuple[str, str]] = []
@@ -216,6 +217,7 @@ class Session:
                     block_tokens=doc.block_tokens if doc.path == old.document.path else None,
                 )
                 reread.append(new)
+                reread_local.append(local_only or old.local_only)
                 replaced.append(old.id)
                 continue
             # Citations name the path: two files may not share one.
@@ -247,7 +249,7 @@ class Session:
             self.id,
             [*added, *reread],
             payload,
-            local_only=local_only,
+            local_only=[local_only] * len(added) + reread_local,
             supersede=replaced,
             superseded_status="superseded" if asked else "excluded",
         )

@@ -386,18 +386,22 @@ class Store:
         docs: Iterable[Document],
         event_payload: Mapping[str, Any],
         *,
-        local_only: bool = False,
+        local_only: bool | Sequence[bool] = False,
         supersede: Sequence[int] = (),
         superseded_status: str = "superseded",
     ) -> tuple[EventRow, list[StoredDocument]]:
         """Append documents (after every existing one) with their event, atomically.
 
-        ``supersede``: ids of documents the new ones replace (re-read); they get
-        ``superseded_status`` (``superseded``: still in the prompt, where it was;
-        ``excluded``: out of it).
+        ``local_only``: one tag for all, or one per document. ``supersede``: ids
+        of documents the new ones replace (re-read); they get ``superseded_status``
+        (``superseded``: still in the prompt, where it was; ``excluded``: out of it).
         """
         ts = now_iso()
         body = json.dumps(event_payload, ensure_ascii=False)
+        docs = list(docs)
+        flags = [local_only] * len(docs) if isinstance(local_only, bool) else list(local_only)
+        if len(flags) != len(docs):
+            raise ValueError("add_documents: give one local_only flag per document")
         stored = []
         with self.transaction() as conn:
             cur = conn.execute(
@@ -409,7 +413,7 @@ class Store:
             seq = conn.execute(
                 "SELECT COALESCE(MAX(seq), 0) FROM documents WHERE session_id = ?", (session_id,)
             ).fetchone()[0]
-            for doc in docs:
+            for doc, local in zip(docs, flags, strict=True):
                 seq += 1
                 cur = conn.execute(
                     "INSERT INTO documents (session_id, seq, event_id, path, source, kind, "
@@ -431,15 +435,13 @@ class Store:
                         json.dumps(list(doc.page_starts)),
                         json.dumps(list(doc.notes), ensure_ascii=False),
                         doc.language,
-                        int(local_only),
+                        int(local),
                         zlib.compress(doc.text.encode("utf-8"), 6),
                         doc.block_tokens,
                     ),
                 )
                 assert cur.lastrowid is not None
-                stored.append(
-                    StoredDocument(cur.lastrowid, seq, event_id, doc, local_only, "active")
-                )
+                stored.append(StoredDocument(cur.lastrowid, seq, event_id, doc, local, "active"))
             for doc_id in supersede:
                 conn.execute(
                     "UPDATE documents SET status = ? WHERE id = ? AND session_id = ?",

@@ -216,6 +216,38 @@ def test_invalid_citations_are_marked_when_escalation_is_off(
         e.wiring.close()
 
 
+def test_a_rule_compares_the_prompt_not_the_output_room(
+    tmp_path: Path, server: DeepSeekServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # "prompts over N tokens go to Pro": the answer's max_tokens is not part of the prompt.
+    e = make_env(tmp_path, server, monkeypatch)
+    try:
+        prompt = e.cascade.plan("What is the liability cap?").rendered.prompt_tokens
+    finally:
+        e.wiring.close()
+        e.session.store.close()
+    rule = f'[[cascade.rules]]\nover_tokens = {prompt + 100}\nuse = "pro"\n'
+    (tmp_path / "rule").mkdir()
+    e = make_env(tmp_path / "rule", server, monkeypatch, budget=rule)
+    try:
+        plan = e.cascade.plan("What is the liability cap?")
+        assert plan.rendered.prompt_tokens == prompt < prompt + 100 < prompt + plan.max_tokens
+        assert plan.route.spec.name == "flash", plan.route.reason
+    finally:
+        e.wiring.close()
+        e.session.store.close()
+    rule = f'[[cascade.rules]]\nover_tokens = {prompt - 1}\nuse = "pro"\n'
+    (tmp_path / "rule2").mkdir()
+    e = make_env(tmp_path / "rule2", server, monkeypatch, budget=rule)
+    try:
+        plan = e.cascade.plan("What is the liability cap?")
+        assert plan.route.spec.name == "pro" and f"{prompt - 1:,}" in plan.route.reason
+    finally:
+        e.wiring.close()
+        e.session.store.close()
+    assert server.request_count == 0
+
+
 def test_message_cap_refused_before_anything_is_sent(
     tmp_path: Path, server: DeepSeekServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from app.core.tokens import deepseek_v4
 from tests.fixtures.docs import make_docx, make_pdf
 
@@ -102,3 +104,41 @@ def test_exit_codes(tmp_path: Path) -> None:
     lectern(check_code=2)  # no PATH
     lectern("--max-size", "0", str(tmp_path), check_code=2)
     lectern("--corpus-out", str(tmp_path / "no" / "dir" / "x.txt"), str(tmp_path), check_code=2)
+
+
+def test_terminal_report_shows_paths_with_brackets_as_they_are(tmp_path: Path) -> None:
+    # "[draft]" and "[/]" are rich markup: a path must never be read as markup.
+    folder = tmp_path / "docs"
+    (folder / "a[").mkdir(parents=True)
+    (folder / "a[" / "]b.txt").write_text("closing tag\n", encoding="utf-8")
+    (folder / "report[draft].txt").write_text("draft\n", encoding="utf-8")
+    (folder / "[red]empty.txt").write_text("")
+    text = lectern(str(folder)).stdout
+    assert "docs/a[/]b.txt" in text
+    assert "docs/report[draft].txt" in text
+    assert "docs/[red]empty.txt: empty file (0 bytes)" in text
+
+
+def test_progress_bar_shows_a_path_with_brackets(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from app.commands import ingest as command
+    from app.core.ingest.model import Progress
+    from app.core.ingest.pipeline import IngestOptions, ingest
+
+    monkeypatch.setenv("TTY_COMPATIBLE", "1")  # rich draws the bar as in a terminal
+    monkeypatch.setenv("TTY_INTERACTIVE", "1")
+    (tmp_path / "a[").mkdir()
+    (tmp_path / "a[" / "]b.txt").write_text("closing tag\n", encoding="utf-8")
+    seen: list[str] = []
+
+    def ingest_then_report(paths: list[str], **kwargs: Any) -> Any:
+        result = ingest(paths, **kwargs)
+        # The bar draws when it stops: the last file it was told about is on it.
+        report = Progress(1, 1, 3, 0.1, None, current=result.documents[0].path)
+        seen.append(report.current)
+        kwargs["progress"](report)
+        return result
+
+    result = command._with_progress_bar([str(tmp_path)], IngestOptions(), ingest_then_report)
+    assert seen == [f"{tmp_path.name}/a[/]b.txt"] == [d.path for d in result.documents]

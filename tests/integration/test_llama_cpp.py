@@ -106,23 +106,25 @@ def test_greedy_multibyte_text_streams_intact_and_repeatably(plain: LlamaCppBack
 
 
 def test_finishes_with_stop_on_end_of_generation(model_path: Path) -> None:
-    """gemma-3-270m rarely emits EOS greedily; some sampling seed ends the text early."""
-    prompt = None
-    for seed in range(1, 9):
-        backend = LlamaCppBackend(model_path, n_ctx=N_CTX, seed=seed)
-        try:
-            prompt = prompt or backend.tokenize(gemma_turn("Say ok"), special=True, add_bos=True)
-            request = Request((), "g", prompt_ids=tuple(prompt), max_tokens=160, temperature=1.0)
+    """gemma-3-270m rarely emits EOS, and which sampling seed makes it do so depends
+    on the build's arithmetic (AVX2 or AVX-512 sums differ in the last bits). After
+    a run of "ok<eos>" about one sample in ten ends with EOS within 24 tokens, so
+    unseeded samples find one (all 100 missing: about 3 in 100,000)."""
+    backend = LlamaCppBackend(model_path, n_ctx=512, seed=None)
+    try:
+        prompt = backend.tokenize("ok<eos>" * 6, special=True, add_bos=True)
+        for _ in range(100):
+            request = Request((), "g", prompt_ids=tuple(prompt), max_tokens=24, temperature=1.0)
             events, err = collect(backend, request)
-        finally:
-            backend.close()
-        assert err is None
-        if events[-1] == Finished("stop", model=model_path.name):
-            usage = next(e for e in events if isinstance(e, Usage))
-            assert 0 < usage.completion < 160
-            return
-        assert events[-1] == Finished("length", model=model_path.name)
-    pytest.fail("no seed in 1..8 produced an end-of-generation token within 160 tokens")
+            assert err is None
+            if events[-1] == Finished("stop", model=model_path.name):
+                usage = next(e for e in events if isinstance(e, Usage))
+                assert usage.completion < 24  # the EOS token itself is not output
+                return
+            assert events[-1] == Finished("length", model=model_path.name)
+    finally:
+        backend.close()
+    pytest.fail("no sample in 100 produced an end-of-generation token within 24 tokens")
 
 
 def test_messages_only_request_uses_the_model_template(plain: LlamaCppBackend) -> None:

@@ -123,3 +123,15 @@ def test_unknown_prices_are_never_shown_as_zero(session: Session) -> None:
     assert data["turns"][2]["cost_usd"] is None
     assert data["turns"][2]["unknown_cost_calls"] == 1
     assert "Question cost: unknown (1 calls at unknown price)" in export_markdown(session)
+
+
+def test_a_review_without_a_verdict_says_so(session: Session) -> None:
+    q = session.turns()[0]
+    session.record_review(
+        q.question_id,
+        q.answers[0].id,
+        {"backend": "pro", "model": "deepseek-v4-pro", "verdict": None, "text": "Looks fine."},
+    )
+    md = export_markdown(session)
+    assert "### Review by deepseek-v4-pro: no verdict (the reply had no VERDICT line)" in md
+    assert ": None" not in md

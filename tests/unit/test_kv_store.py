@@ -147,7 +147,10 @@ def test_a_state_larger_than_the_whole_budget_is_not_kept(tmp_path: Path) -> Non
     temp.write_bytes(b"b" * 600)
     assert store.commit(big, temp, 10) is None
     assert store.lookup(big) is None
-    assert store.total_bytes() == 0  # the small one went first (older), then the big one
+    assert not temp.exists()
+    # Evicting the small one would not have made room: it stays.
+    assert [e.key for e in store.entries()] == [small]
+    assert store.lookup(small) is not None
 
 
 def test_budget_must_be_positive(tmp_path: Path) -> None:

@@ -115,6 +115,22 @@ def test_changed_file_before_a_question_replaces_the_old_copy(store: Store, tmp_
     assert s.changed_documents() == []
 
 
+def test_a_reread_local_only_file_stays_local_only(store: Store, tmp_path: Path) -> None:
+    # Re-read without --local-only, the new version must keep the tag: before a
+    # question the old copy is excluded, and an untagged new copy would go to the API.
+    secret = write(tmp_path / "secret.txt", "the merger closes in May")
+    other = write(tmp_path / "other.txt", "public")
+    s = Session.open(store, "s")
+    s.add_ingested(IngestResult(documents=[read(secret)]), local_only=True)
+    write(secret, "the merger closes in June, later")
+    report = s.add_ingested(IngestResult(documents=[read(secret), read(other)]))
+    assert [(d.document.path, d.local_only) for d in report.reread] == [("secret.txt", True)]
+    assert [(d.document.path, d.local_only) for d in report.added] == [("other.txt", False)]
+    tags = {d.document.path: d.local_only for d in s.conversation().documents}
+    assert tags == {"secret.txt": True, "other.txt": False}
+    assert s.local_only
+
+
 def test_changed_file_after_a_question_is_appended_not_inserted(
     store: Store, tmp_path: Path
 ) -> None:

@@ -21,10 +21,12 @@ import threading
 import zlib
 from abc import ABC, abstractmethod
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+from app.core.corpus import CountedText
+from app.core.ingest.pretok import WHITESPACE
 from backends.base import Message, ThinkingMode
 
 
@@ -125,7 +127,8 @@ class Renderer(ABC):
                 "pass the engine to renderer_for()"
             )
         check_turns(turns)
-        built = self._assemble(system + corpus, turns, mode, with_ids)
+        known = (len(corpus), corpus.tokens) if isinstance(corpus, CountedText) else None
+        built = self._assemble(system + corpus, turns, mode, with_ids, known=known)
         return RenderedPrompt(
             messages=conversation_messages(system, corpus, turns),
             prompt_ids=tuple(built.ids) if built.ids is not None else None,
@@ -147,9 +150,16 @@ class Renderer(ABC):
 
     @abstractmethod
     def _assemble(
-        self, head: str, turns: Sequence[Turn], mode: ThinkingMode, with_ids: bool
+        self,
+        head: str,
+        turns: Sequence[Turn],
+        mode: ThinkingMode,
+        with_ids: bool,
+        *,
+        known: KnownTail | None = None,
     ) -> PromptAssembly:
-        """The prompt for system+corpus ``head`` and checked ``turns``; ids if ``with_ids``."""
+        """The prompt for system+corpus ``head`` and checked ``turns``; ids if ``with_ids``.
+        ``known``: the corpus's (chars, V4 tokens) at the end of ``head``, when known."""
 
 
 class PromptAssembly:
@@ -189,6 +199,33 @@ class PromptAssembly:
     def pad(self, tokens: int) -> None:
         """Count tokens no segment stands for (an estimate's generation prompt)."""
         self.position += tokens
+
+
+KnownTail = tuple[int, int]  # (chars, exact V4 tokens) of the text that ends a head
+
+
+def count_head(count: Callable[[str], int], head: str, known: KnownTail | None) -> int:
+    """V4 tokens of ``head`` by ``count`` (V4's own counter), reusing ``known``.
+
+    When the known tail (the corpus) starts with a non-whitespace char after a
+    head that ends with a newline (or is the whole head), the join is a safe cut
+    (``app.core.ingest.pretok``, "newline then text"): the count is the head's
+    short prefix counted plus the tail's known tokens, and the corpus is not
+    tokenized again. Otherwise the whole head is counted.
+    """
+    if known is not None:
+        chars, tokens = known
+        cut = len(head) - chars
+        if 0 <= cut < len(head):
+            first = head[cut]
+            prefix = head[:cut]
+            if (
+                first not in WHITESPACE
+                and first not in "\r\n"
+                and (not prefix or prefix.endswith("\n"))
+            ):
+                return (count(prefix) if prefix else 0) + tokens
+    return count(head) if head else 0
 
 
 def sha256_hex(*parts: str) -> str:

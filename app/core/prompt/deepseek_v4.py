@@ -26,10 +26,12 @@ from typing import Protocol
 
 from app.core.prompt.base import (
     LRU,
+    KnownTail,
     PromptAssembly,
     Renderer,
     Segment,
     Turn,
+    count_head,
     sha256_hex,
     special_segment,
     text_segment,
@@ -134,7 +136,12 @@ class DeepSeekRenderer(Renderer):
     encoder's vocabulary; otherwise it raises ``ValueError``.
     """
 
-    def __init__(self, dialect: Dialect, encoder: TextEncoder, *, estimated: bool) -> None:
+    def __init__(
+        self, dialect: Dialect, encoder: TextEncoder, *, estimated: bool, v4_counts: bool = False
+    ) -> None:
+        """``v4_counts``: ``encoder`` is V4's own tokenizer, so a corpus's stored V4
+        count (``CountedText``) may stand in for counting it."""
+        self._v4_counts = v4_counts
         self.family = dialect.family
         self.version = f"{dialect.family}/1/{dialect.digest}"
         self._dialect = dialect
@@ -146,11 +153,17 @@ class DeepSeekRenderer(Renderer):
     # -- rendering ------------------------------------------------------------
 
     def _assemble(
-        self, head: str, turns: Sequence[Turn], mode: ThinkingMode, with_ids: bool
+        self,
+        head: str,
+        turns: Sequence[Turn],
+        mode: ThinkingMode,
+        with_ids: bool,
+        *,
+        known: KnownTail | None = None,
     ) -> PromptAssembly:
         head_text = self._dialect.effort[mode] + head
         digest = sha256_hex(head_text)
-        cached = self._head(head_text, digest, mode, with_ids)
+        cached = self._head(head_text, digest, mode, with_ids, known if self._v4_counts else None)
         specials = self._dialect.specials(head_text)
         head_ids: list[int] | None = None
         if with_ids:
@@ -200,7 +213,14 @@ class DeepSeekRenderer(Renderer):
                 "be produced; pass the model's own tokenizer (engine) to renderer_for()."
             ) from None
 
-    def _head(self, head_text: str, digest: str, mode: ThinkingMode, with_ids: bool) -> _Head:
+    def _head(
+        self,
+        head_text: str,
+        digest: str,
+        mode: ThinkingMode,
+        with_ids: bool,
+        known: KnownTail | None,
+    ) -> _Head:
         key = (self.version, mode.value, digest)
         cached = self._heads.get(key)
         if cached is not None and (cached.ids is not None or not with_ids):
@@ -211,7 +231,8 @@ class DeepSeekRenderer(Renderer):
             ids = tuple(self._encoder.encode(head_text)) if head_text else ()
             head = _Head(count=len(ids), ids=ids)
         else:
-            count = self._encoder.count_batch([head_text])[0] if head_text else 0
+            # A reopened session's corpus comes with its stored count: not re-tokenized.
+            count = count_head(lambda t: self._encoder.count_batch([t])[0], head_text, known)
             head = _Head(count=count, ids=None)
         self._heads.put(key, head)
         return head
@@ -243,8 +264,8 @@ class DeepSeekRenderer(Renderer):
 
 def v4_renderer(encoder: TextEncoder | None = None) -> DeepSeekRenderer:
     """The V4 renderer, with V4's own tokenizer unless ``encoder`` is given."""
-    if encoder is None:
-        from app.core.tokens import deepseek_v4
+    from app.core.tokens import deepseek_v4
 
-        encoder = deepseek_v4()
-    return DeepSeekRenderer(v4_dialect(), encoder, estimated=False)
+    own = deepseek_v4()
+    chosen = own if encoder is None else encoder
+    return DeepSeekRenderer(v4_dialect(), chosen, estimated=False, v4_counts=chosen is own)

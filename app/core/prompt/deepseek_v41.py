@@ -24,4 +24,4 @@ def v41_renderer(encoder: TextEncoder | None = None) -> DeepSeekRenderer:
         return DeepSeekRenderer(v41_dialect(), encoder, estimated=False)
     from app.core.tokens import deepseek_v4
 
-    return DeepSeekRenderer(v41_dialect(), deepseek_v4(), estimated=True)
+    return DeepSeekRenderer(v41_dialect(), deepseek_v4(), estimated=True, v4_counts=True)

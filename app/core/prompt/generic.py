@@ -33,10 +33,12 @@ from typing import Any
 
 from app.core.prompt.base import (
     LRU,
+    KnownTail,
     PromptAssembly,
     Renderer,
     Segment,
     Turn,
+    count_head,
     sha256_hex,
     text_segment,
     turn_messages,
@@ -131,7 +133,13 @@ class TemplateRenderer(Renderer):
         self._pieces: LRU[tuple[bool, str], tuple[int, ...]] = LRU(1024)
 
     def _assemble(
-        self, head: str, turns: Sequence[Turn], mode: ThinkingMode, with_ids: bool
+        self,
+        head: str,
+        turns: Sequence[Turn],
+        mode: ThinkingMode,
+        with_ids: bool,
+        *,
+        known: KnownTail | None = None,
     ) -> PromptAssembly:
         contents = [head]
         for i, turn in enumerate(turns):
@@ -264,7 +272,13 @@ class MessagesRenderer(Renderer):
         self._heads: LRU[str, int] = LRU(4)
 
     def _assemble(
-        self, head: str, turns: Sequence[Turn], mode: ThinkingMode, with_ids: bool
+        self,
+        head: str,
+        turns: Sequence[Turn],
+        mode: ThinkingMode,
+        with_ids: bool,
+        *,
+        known: KnownTail | None = None,
     ) -> PromptAssembly:
         from app.core.tokens import deepseek_v4
 
@@ -272,7 +286,7 @@ class MessagesRenderer(Renderer):
         digest = sha256_hex(self.version, mode.value, head)
         head_tokens = self._heads.get(digest)
         if head_tokens is None:
-            head_tokens = 1 + ESTIMATE_PER_MESSAGE + counter.count(head)
+            head_tokens = 1 + ESTIMATE_PER_MESSAGE + count_head(counter.count, head, known)
             self._heads.put(digest, head_tokens)
         out = PromptAssembly(key=digest, tokens=head_tokens, ids=None, text=None)
         messages = turn_messages(turns)
