@@ -73,7 +73,6 @@ class RunState:
     answers: list[AnswerRecord] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     priming_thread: threading.Thread | None = None
-    priming_records: list[Mapping[str, Any]] = field(default_factory=list)
     priming_result: list[CallResult] = field(default_factory=list)
 
 
@@ -264,8 +263,9 @@ class Cascade(Planner):
     # --- priming --------------------------------------------------------------------------
 
     def _start_priming(self, state: RunState, spec: BackendSpec) -> None:
-        """Send the priming request on a thread, beside the streaming draft. Its records
-        are written by the main thread afterwards (``_join_priming``)."""
+        """Send the priming request on a thread, beside the streaming draft. The thread
+        logs the call itself (the store gives each thread its own connection), so a
+        process killed mid-draft still has the priming call it paid for on record."""
         priming = state.plan.priming
         assert priming is not None
         prompt = priming.prompt
@@ -276,7 +276,12 @@ class Cascade(Planner):
             max_tokens=priming.max_tokens,
         )
         call = self.call(state, "priming", spec, prompt, extra={}, request=request)
-        call = replace(call, record=state.priming_records.append)
+        question_id = state.question_id
+
+        def record(payload: Mapping[str, Any]) -> None:
+            self.session.record_call(question_id, payload)
+
+        call = replace(call, record=record)
 
         def work() -> None:
             state.priming_result.append(call.run())
@@ -289,8 +294,6 @@ class Cascade(Planner):
             return
         state.priming_thread.join()
         state.priming_thread = None
-        for payload in state.priming_records:
-            self.session.record_call(state.question_id, payload)
         result = state.priming_result[0] if state.priming_result else None
         if result is not None and not result.ok:
             why = f" ({result.error.message})" if result.error else ""

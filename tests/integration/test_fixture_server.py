@@ -299,6 +299,17 @@ def test_caches_are_separate_per_user_id(srv: DeepSeekServer) -> None:
     assert [usage_of(r)["prompt_cache_hit_tokens"] for r in (first, other, again)] == [0, 0, n]
 
 
+def test_caches_are_separate_per_model(srv: DeepSeekServer) -> None:
+    """Pro cannot read what Flash stored: a review's first request misses."""
+    msgs = [system(), {"role": "user", "content": "q"}]
+    flash = chat(srv, msgs, user_id="alice")
+    pro = chat(srv, msgs, user_id="alice", model="deepseek-v4-pro")
+    pro_again = chat(srv, msgs, user_id="alice", model="deepseek-v4-pro")
+    n = usage_of(flash)["prompt_tokens"]
+    hits = [usage_of(r)["prompt_cache_hit_tokens"] for r in (flash, pro, pro_again)]
+    assert hits == [0, 0, n]
+
+
 def test_prefix_cache_unit_rules_directly() -> None:
     cache = PrefixCache(interval=None)
     a, b, c, d = [1, 2, 3, 4], [5, 6], [7, 8], [9]

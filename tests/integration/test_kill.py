@@ -122,3 +122,52 @@ def test_sigkill_mid_answer_keeps_the_partial_answer(
     )
     assert again.returncode == 0, again.stderr
     assert "All 1 files are unchanged" in again.stderr
+
+
+def calls_of(db: Path, purpose: str) -> list[dict[str, object]]:
+    conn = sqlite3.connect(db)
+    try:
+        rows = conn.execute("SELECT payload FROM events WHERE type = 'backend_call'").fetchall()
+    finally:
+        conn.close()
+    return [p for p in (json.loads(r[0]) for r in rows) if p.get("purpose") == purpose]
+
+
+def test_sigkill_mid_draft_keeps_the_priming_call_it_paid_for(
+    tmp_path: Path, server: DeepSeekServer
+) -> None:
+    """In thinking mode a priming request goes out beside question 1; it is logged as
+    soon as it ends, not when the draft does, so a kill cannot hide what it cost."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "contract.md").write_text("# MSA\nIndemnity.\nLiability is capped at 5x fees.\n")
+    home = tmp_path / "home"
+    config = fixture_config(tmp_path / "config.toml", server.base_url)
+    server.enqueue_reply(LONG, reasoning="Think.", chunk_delay=0.02)  # the draft: ~16 s
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "ask", str(docs), "-q", "Explain the cap.",
+         "--session", "s", "--mode", "high", "--yes"],
+        cwd=REPO,
+        env=cli_env(home, config),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    db = home / "lectern.db"
+    deadline = time.monotonic() + 60
+    primed: list[dict[str, object]] = []
+    while time.monotonic() < deadline and not primed:
+        primed = calls_of(db, "priming") if db.exists() else []
+        time.sleep(0.05)
+    still_streaming = db.exists() and streaming_text(db) is not None
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=10)
+    assert primed, "the priming call was not logged while the draft streamed"
+    assert still_streaming  # it was logged before the draft ended
+    record = primed[0]
+    assert record["status"] == "ok"
+    usage = record["usage"]
+    assert isinstance(usage, dict) and usage["prompt"] > 0
+    priming_requests = [r for r in server.chat_requests if r.body.get("max_tokens") == 1]
+    assert len(priming_requests) == 1
+    assert usage["prompt"] == priming_requests[0].prompt_tokens
