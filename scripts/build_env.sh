@@ -7,6 +7,30 @@
 # decode). pip also caches the wheel it built, so a native build can end up on a CPU
 # it was not made for. So on x86-64 Linux build a portable AVX2 library unless the
 # caller chose their own CMAKE_ARGS (e.g. a CUDA or Vulkan build).
+LECTERN_PORTABLE_LLAMA=""
 if [ "$(uname -s)" = "Linux" ] && [ "$(uname -m)" = "x86_64" ] && [ -z "${CMAKE_ARGS:-}" ]; then
   export CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON"
+  LECTERN_PORTABLE_LLAMA=1
 fi
+
+# Called after pip: a llama-cpp-python that was built natively with AMX anyway (a
+# venv from before this script, or a native wheel in pip's cache, whose key ignores
+# CMAKE_ARGS) is rebuilt the portable way, bypassing the cache.
+ensure_portable_llama() {
+  [ -n "$LECTERN_PORTABLE_LLAMA" ] || return 0
+  local version
+  version="$(.venv/bin/python - <<'PY'
+try:
+    import llama_cpp
+except ImportError:
+    raise SystemExit(0)
+if "AMX" in llama_cpp.llama_print_system_info().decode():
+    print(llama_cpp.__version__)
+PY
+)" || version=""
+  if [ -n "$version" ]; then
+    echo "== rebuilding llama-cpp-python $version as a portable AVX2 build (this one uses AMX)" >&2
+    .venv/bin/python -m pip install --quiet --no-cache-dir --force-reinstall --no-deps \
+      "llama-cpp-python==$version"
+  fi
+}

@@ -11,4 +11,5 @@ fi
 . scripts/build_env.sh  # how llama.cpp is compiled here
 echo "== installing lectern (llama-cpp-python compiles on first run, ~6 min)" >&2
 .venv/bin/python -m pip install --quiet -e ".[all]"
+ensure_portable_llama
 exec .venv/bin/lectern "$@"

@@ -11,6 +11,7 @@ fi
 . scripts/build_env.sh  # how llama.cpp is compiled here
 echo "== installing lectern with all extras (llama-cpp-python compiles on first run, ~6 min)"
 .venv/bin/python -m pip install --quiet -e ".[all,dev]"
+ensure_portable_llama
 export QT_QPA_PLATFORM=offscreen
 echo "== ruff"
 .venv/bin/ruff check .

@@ -74,6 +74,8 @@ class RunState:
     notes: list[str] = field(default_factory=list)
     priming_thread: threading.Thread | None = None
     priming_result: list[CallResult] = field(default_factory=list)
+    priming_error: list[Exception] = field(default_factory=list)
+    priming_unrecorded: list[Mapping[str, Any]] = field(default_factory=list)
 
 
 class Cascade(Planner):
@@ -279,12 +281,20 @@ class Cascade(Planner):
         question_id = state.question_id
 
         def record(payload: Mapping[str, Any]) -> None:
-            self.session.record_call(question_id, payload)
+            try:
+                self.session.record_call(question_id, payload)
+            except Exception:  # e.g. the database stayed locked: the main thread retries
+                state.priming_unrecorded.append(payload)
 
         call = replace(call, record=record)
 
         def work() -> None:
-            state.priming_result.append(call.run())
+            try:
+                state.priming_result.append(call.run())
+            except Exception as exc:  # a bug, not a backend failure: report it, never die mute
+                state.priming_error.append(exc)
+            finally:
+                self.session.store.release_thread()
 
         state.priming_thread = threading.Thread(target=work, name="lectern-priming", daemon=True)
         state.priming_thread.start()
@@ -294,6 +304,11 @@ class Cascade(Planner):
             return
         state.priming_thread.join()
         state.priming_thread = None
+        for payload in state.priming_unrecorded:  # what the thread could not log
+            self.session.record_call(state.question_id, payload)
+        state.priming_unrecorded.clear()
+        for exc in state.priming_error:
+            state.notes.append(f"The cache priming request failed unexpectedly: {exc}.")
         result = state.priming_result[0] if state.priming_result else None
         if result is not None and not result.ok:
             why = f" ({result.error.message})" if result.error else ""

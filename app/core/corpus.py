@@ -24,11 +24,17 @@ token count is the sum of its documents' counts.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from app.core.ingest.model import Document
-from app.core.tokens import TokenCounter, deepseek_v4
+from app.core.tokens import TokenCounter, deepseek_v4, deepseek_v4_tokenizer_path
+
+# Bump whenever render_document's bytes change for the same document: stored
+# block counts measured under another format are then counted again.
+CORPUS_FORMAT = "1"
 
 FOOTER = "</document>\n\n"
 LINE_SEPARATOR = "\t"
@@ -60,6 +66,18 @@ def counted_corpus(docs: Sequence[Document]) -> str:
     if not docs or any(c is None for c in counts):
         return text
     return CountedText(text, sum(int(c or 0) for c in counts))
+
+
+@functools.cache
+def count_basis() -> str:
+    """What a block count is measured with: the corpus format and V4's tokenizer file.
+
+    Sessions store it beside each document's block count and trust a stored count
+    only under the same basis, so an upgraded tokenizer or a changed format never
+    lets a stale count stand in for the text (``CountedText``).
+    """
+    digest = hashlib.sha256(deepseek_v4_tokenizer_path().read_bytes()).hexdigest()[:16]
+    return f"corpus/{CORPUS_FORMAT}|deepseek-v4/{digest}"
 
 
 def _attr(value: str) -> str:

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from app.core.corpus import count_basis
 from app.core.ingest.model import Document
 
 DB_NAME = "lectern.db"
@@ -130,9 +131,16 @@ def m002_document_block_tokens(conn: sqlite3.Connection) -> None:
     conn.execute("ALTER TABLE documents ADD COLUMN block_tokens INTEGER")
 
 
+def m003_document_count_basis(conn: sqlite3.Connection) -> None:
+    # What block_tokens was measured with (app.core.corpus.count_basis); counts
+    # stored before this column existed have none and are counted again.
+    conn.execute("ALTER TABLE documents ADD COLUMN count_basis TEXT")
+
+
 MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
     m001_initial,
     m002_document_block_tokens,
+    m003_document_count_basis,
 )
 
 
@@ -243,6 +251,17 @@ class Store:
             with self._lock:
                 self._all.append(conn)
         return conn
+
+    def release_thread(self) -> None:
+        """Close the calling thread's connection, if it has one (a worker thread that
+        is done with the store calls this, so threads do not leave connections open)."""
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            return
+        self._local.conn = None
+        with self._lock:
+            self._all = [c for c in self._all if c is not conn]
+        conn.close()
 
     def close(self) -> None:
         with self._lock:
@@ -418,8 +437,8 @@ class Store:
                 cur = conn.execute(
                     "INSERT INTO documents (session_id, seq, event_id, path, source, kind, "
                     "sha256, size, mtime, tokens, anchor, page_starts, notes, language, "
-                    "local_only, status, text, block_tokens) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'active', ?, ?)",
+                    "local_only, status, text, block_tokens, count_basis) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'active', ?, ?, ?)",
                     (
                         session_id,
                         seq,
@@ -438,6 +457,7 @@ class Store:
                         int(local),
                         zlib.compress(doc.text.encode("utf-8"), 6),
                         doc.block_tokens,
+                        count_basis() if doc.block_tokens is not None else None,
                     ),
                 )
                 assert cur.lastrowid is not None
@@ -555,7 +575,8 @@ def _stored_document(row: sqlite3.Row) -> StoredDocument:
         page_starts=tuple(json.loads(row["page_starts"])),
         notes=tuple(json.loads(row["notes"])),
         language=row["language"],
-        block_tokens=row["block_tokens"],
+        # A count measured with another tokenizer or corpus format is not trusted.
+        block_tokens=row["block_tokens"] if row["count_basis"] == count_basis() else None,
     )
     return StoredDocument(
         id=row["id"],

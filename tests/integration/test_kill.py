@@ -41,6 +41,8 @@ def streaming_text(db: Path) -> str | None:
         row = conn.execute(
             "SELECT payload FROM events WHERE type = 'answer' AND status = 'streaming'"
         ).fetchone()
+    except sqlite3.OperationalError:  # the file exists, its tables not yet
+        return None
     finally:
         conn.close()
     return json.loads(row[0])["text"] if row else None
@@ -85,14 +87,16 @@ def test_sigkill_mid_answer_keeps_the_partial_answer(
     db = home / "lectern.db"
     deadline = time.monotonic() + 60
     seen = None
-    while time.monotonic() < deadline:
-        seen = streaming_text(db) if db.exists() else None
-        if seen:
-            break
-        time.sleep(0.05)
+    try:
+        while time.monotonic() < deadline:
+            seen = streaming_text(db) if db.exists() else None
+            if seen:
+                break
+            time.sleep(0.05)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
     assert seen, "the answer never started streaming into the database"
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=10)
     proc.stdout.close()  # type: ignore[union-attr]
     proc.stderr.close()  # type: ignore[union-attr]
     assert proc.returncode == -signal.SIGKILL
@@ -128,6 +132,8 @@ def calls_of(db: Path, purpose: str) -> list[dict[str, object]]:
     conn = sqlite3.connect(db)
     try:
         rows = conn.execute("SELECT payload FROM events WHERE type = 'backend_call'").fetchall()
+    except sqlite3.OperationalError:  # the file exists, its tables not yet
+        return []
     finally:
         conn.close()
     return [p for p in (json.loads(r[0]) for r in rows) if p.get("purpose") == purpose]
@@ -156,12 +162,14 @@ def test_sigkill_mid_draft_keeps_the_priming_call_it_paid_for(
     db = home / "lectern.db"
     deadline = time.monotonic() + 60
     primed: list[dict[str, object]] = []
-    while time.monotonic() < deadline and not primed:
-        primed = calls_of(db, "priming") if db.exists() else []
-        time.sleep(0.05)
-    still_streaming = db.exists() and streaming_text(db) is not None
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=10)
+    try:
+        while time.monotonic() < deadline and not primed:
+            primed = calls_of(db, "priming") if db.exists() else []
+            time.sleep(0.05)
+        still_streaming = db.exists() and streaming_text(db) is not None
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
     assert primed, "the priming call was not logged while the draft streamed"
     assert still_streaming  # it was logged before the draft ended
     record = primed[0]

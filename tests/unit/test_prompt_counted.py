@@ -141,11 +141,14 @@ def test_the_corpus_is_not_tokenized_when_its_count_is_known(documents: list[Doc
     )
 
 
-def test_an_engine_tokenizer_never_takes_the_v4_count(documents: list[Document]) -> None:
-    """A model's own tokenizer (V4.1 engine) may count otherwise: it must tokenize."""
+@pytest.mark.parametrize("build", [v4_renderer, v41_renderer])
+def test_an_engine_tokenizer_never_takes_the_v4_count(
+    documents: list[Document], build: object
+) -> None:
+    """A model's own tokenizer (a V4.1 engine, say) may count otherwise: it must tokenize."""
     corpus = counted_corpus(documents)
     spy = SpyCounter()
-    renderer = DeepSeekRenderer(v4_dialect(), spy, estimated=False)  # type: ignore[arg-type]
+    renderer = build(spy)  # type: ignore[operator]
     renderer.render(system_prompt(), corpus, [Turn("Q?")], ThinkingMode.NON_THINK)
     assert spy.saw(corpus)
 

@@ -189,3 +189,41 @@ def test_a_failing_migration_leaves_nothing_behind(
     conn.close()
     assert "half_done" not in tables
     assert "m002_broken" not in applied
+
+
+def test_a_worker_thread_releases_its_connection(home: Path) -> None:
+    """Threads that log one call each (cache priming) must not pile up open files."""
+    st = Store()
+    sid = st.create_session("s", "non-think").id
+
+    def work(i: int) -> None:
+        try:
+            st.append_event(sid, "backend_call", {"n": i})
+        finally:
+            st.release_thread()
+
+    for i in range(20):
+        t = threading.Thread(target=work, args=(i,))
+        t.start()
+        t.join()
+    assert len(st._all) == 1  # only this thread's own connection is left
+    assert [e.payload["n"] for e in st.events(sid, ["backend_call"])] == list(range(20))
+    st.release_thread()
+    assert st._all == []
+    assert len(st.events(sid, ["backend_call"])) == 20  # a new connection opens on use
+    st.close()
+
+
+@pytest.mark.parametrize("basis", [None, "corpus/0|deepseek-v4/another-tokenizer"])
+def test_a_block_count_from_another_tokenizer_or_format_is_not_trusted(
+    home: Path, basis: str | None
+) -> None:
+    """Counts stored before m003 (no basis) or under another basis are counted again."""
+    st = Store()
+    sess = st.create_session("s", "non-think")
+    st.add_documents(sess.id, [_doc("b.md", "# t\n", block_tokens=9)], {"action": "added"})
+    assert st.documents(sess.id)[0].document.block_tokens == 9
+    with st.transaction() as conn:
+        conn.execute("UPDATE documents SET count_basis = ?", (basis,))
+    assert Store().documents(sess.id)[0].document.block_tokens is None
+    st.close()
