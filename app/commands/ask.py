@@ -70,6 +70,8 @@ def _run(args: argparse.Namespace) -> int:
         store = Store()
     except StoreError as exc:
         raise CommandError(str(exc)) from None
+    session: Session | None = None
+    switched_from: ThinkingMode | None = None  # the mode before this command's --mode
     try:
         session = open_session(store, args, wiring)
         note(f"Session: {session.name} ({session.mode.value})")
@@ -83,7 +85,9 @@ def _run(args: argparse.Namespace) -> int:
         if not session.rendered_documents():
             raise CommandError("No documents to ask about: give files or folders.", 2)
         if args.mode and ThinkingMode(args.mode) is not session.mode:
+            previous = session.mode
             _change_mode(cascade, session, ThinkingMode(args.mode), args)
+            switched_from = previous
         plan = cascade.plan(args.question, forced=args.backend, review=args.review or None)
         _show_plan(plan)
         console = _console()
@@ -98,14 +102,26 @@ def _run(args: argparse.Namespace) -> int:
         sink.close()
         return _report(outcome, session, args, console)
     except RefusedError as exc:
-        raise CommandError(exc.message, EXIT_REFUSED) from None
+        raise CommandError(exc.message + _undo_mode(session, switched_from), EXIT_REFUSED) from None
     except BudgetExceededError as exc:
-        raise CommandError(str(exc), EXIT_REFUSED) from None
+        raise CommandError(str(exc) + _undo_mode(session, switched_from), EXIT_REFUSED) from None
     except BackendError as exc:  # e.g. a local model that cannot load while rendering
         raise CommandError(exc.message) from None
     finally:
         wiring.close()
         store.close()
+
+
+def _undo_mode(session: Session | None, switched_from: Any) -> str:
+    """Switch back a mode this command changed for a question that was then not sent
+    (refused before anything was written): nothing is left changed. Both switches stay
+    in the log. Returns what to tell the user."""
+    if session is None or switched_from is None:
+        return ""
+    session.set_mode(
+        switched_from, reread_quote={"undone": "the question it was made for was not sent"}
+    )
+    return f" The session stays in {switched_from.value} mode."
 
 
 def _change_mode(cascade: Cascade, session: Session, mode: Any, args: argparse.Namespace) -> None:

@@ -170,9 +170,10 @@ def ask_user(prompt: str, yes: bool) -> bool:
     if not (sys.stdin.isatty() and sys.stderr.isatty()):
         note(prompt + " (no: not a terminal; pass --yes to accept)")
         return False
-    try:
-        answer = input(prompt + " [y/N] ")
-    except EOFError:
+    # The question goes to stderr, the terminal: stdout may be a file the answer goes to.
+    print(prompt + " [y/N] ", end="", file=sys.stderr, flush=True)
+    answer = sys.stdin.readline()
+    if not answer:  # end of input
         return False
     return answer.strip().lower() in ("y", "yes")
 

@@ -209,6 +209,62 @@ def test_changing_mode_is_an_explicit_quoted_action(
     assert "Check line 3." in out
 
 
+def test_a_mode_switch_is_undone_when_its_question_is_then_refused(
+    env: dict[str, Path], server: DeepSeekServer
+) -> None:
+    """In a terminal: "y" to the switch, then "n" to the budget cap. Nothing was sent,
+    so the session is left as it was (both switches stay in the log)."""
+    import pty
+    import select
+    import subprocess
+    import sys
+
+    from app.core.session import Session
+    from app.core.store import Store
+    from backends.base import ThinkingMode
+    from tests.fixtures.lectern_env import REPO, cli_env
+
+    server.enqueue_reply(ANSWER)
+    assert ask(env, str(env["docs"]), "-q", "Cap?", "--session", "m")[0] == 0
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "ask", "-q", "Cap?", "--session", "m",
+         "--mode", "high", "--budget-message", "0.000001"],
+        cwd=REPO, env=cli_env(env["home"], env["config"]),
+        stdin=slave, stdout=subprocess.PIPE, stderr=slave,
+    )  # fmt: skip
+    os.close(slave)
+    os.write(master, b"y\nn\n")  # the terminal holds both lines until input() reads them
+    shown = b""
+    deadline = time.monotonic() + 120
+    while proc.poll() is None and time.monotonic() < deadline:
+        if select.select([master], [], [], 0.1)[0]:
+            try:
+                shown += os.read(master, 4096)
+            except OSError:
+                break
+    proc.wait(timeout=30)
+    os.close(master)
+    assert proc.stdout is not None
+    proc.stdout.close()
+    text = shown.decode(errors="replace")
+    assert proc.returncode == 3, text
+    assert "Switch? [y/N]" in text and "per-message cap of" in text
+    assert "The session stays in non-think mode." in text
+    assert server.request_count == 1  # only the first question went out
+    store = Store(env["home"] / "lectern.db")
+    try:
+        session = Session.open(store, "m", create=False)
+        assert session.mode is ThinkingMode.NON_THINK
+        changes = [e.payload for e in session.events(["mode_changed"])]
+        assert [(c["from"], c["to"]) for c in changes] == [
+            ("non-think", "high"),
+            ("high", "non-think"),
+        ]
+    finally:
+        store.close()
+
+
 def test_backend_errors_exit_non_zero_and_keep_the_question(
     env: dict[str, Path], server: DeepSeekServer
 ) -> None:
