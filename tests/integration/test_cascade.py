@@ -16,7 +16,13 @@ from typing import Any
 import pytest
 
 from app.core.cascade import Cascade
-from app.core.cascade_types import BudgetExceededError, BudgetQuestion, CascadeEvent, TextChunk
+from app.core.cascade_types import (
+    BudgetExceededError,
+    BudgetQuestion,
+    CascadeEvent,
+    Plan,
+    TextChunk,
+)
 from app.core.config import load_config
 from app.core.ingest.pipeline import ingest
 from app.core.session import Session
@@ -226,25 +232,22 @@ def test_a_rule_compares_the_prompt_not_the_output_room(
     finally:
         e.wiring.close()
         e.session.store.close()
-    rule = f'[[cascade.rules]]\nover_tokens = {prompt + 100}\nuse = "pro"\n'
-    (tmp_path / "rule").mkdir()
-    e = make_env(tmp_path / "rule", server, monkeypatch, budget=rule)
-    try:
-        plan = e.cascade.plan("What is the liability cap?")
-        assert plan.rendered.prompt_tokens == prompt < prompt + 100 < prompt + plan.max_tokens
-        assert plan.route.spec.name == "flash", plan.route.reason
-    finally:
-        e.wiring.close()
-        e.session.store.close()
-    rule = f'[[cascade.rules]]\nover_tokens = {prompt - 1}\nuse = "pro"\n'
-    (tmp_path / "rule2").mkdir()
-    e = make_env(tmp_path / "rule2", server, monkeypatch, budget=rule)
-    try:
-        plan = e.cascade.plan("What is the liability cap?")
-        assert plan.route.spec.name == "pro" and f"{prompt - 1:,}" in plan.route.reason
-    finally:
-        e.wiring.close()
-        e.session.store.close()
+
+    def plan_with_rule(over: int) -> Plan:
+        rule = f'[[cascade.rules]]\nover_tokens = {over}\nuse = "pro"\n'
+        (tmp_path / f"rule{over}").mkdir()
+        e = make_env(tmp_path / f"rule{over}", server, monkeypatch, budget=rule)
+        try:
+            return e.cascade.plan("What is the liability cap?")
+        finally:
+            e.wiring.close()
+            e.session.store.close()
+
+    plan = plan_with_rule(prompt + 100)
+    assert plan.rendered.prompt_tokens == prompt < prompt + 100 < prompt + plan.max_tokens
+    assert plan.route.spec.name == "flash", plan.route.reason
+    plan = plan_with_rule(prompt - 1)
+    assert plan.route.spec.name == "pro" and f"{prompt - 1:,}" in plan.route.reason
     assert server.request_count == 0
 
 

@@ -112,6 +112,23 @@ def char_class(ch: str) -> CharClass:
     return CharClass.OTHER
 
 
+def is_newline_cut(text: str, cut: int) -> bool:
+    """True when ``text[:cut]`` and ``text[cut:]`` meet at a "newline then text" safe
+    cut (see above), so ``count(text) == count(text[:cut]) + count(text[cut:])``: the
+    left piece ends with ``\\n`` and the right one starts with a (possibly empty) run
+    of non-newline whitespace, then a non-whitespace char. Either end of ``text`` is
+    trivially a cut. Reads only the chars around ``cut``, never copies ``text``.
+    """
+    if cut <= 0 or cut >= len(text):
+        return True
+    if text[cut - 1] != "\n":
+        return False
+    i = cut
+    while i < len(text) and text[i] in WHITESPACE:
+        i += 1
+    return i < len(text) and text[i] not in "\r\n"
+
+
 def tail_start(line: str) -> int:
     """Index after the last digit, letter or CJK char of ``line`` (0 if none).
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from app.core.corpus import CountedText
-from app.core.ingest.pretok import WHITESPACE
+from app.core.ingest.pretok import is_newline_cut
 from backends.base import Message, ThinkingMode
 
 
@@ -207,24 +207,16 @@ KnownTail = tuple[int, int]  # (chars, exact V4 tokens) of the text that ends a 
 def count_head(count: Callable[[str], int], head: str, known: KnownTail | None) -> int:
     """V4 tokens of ``head`` by ``count`` (V4's own counter), reusing ``known``.
 
-    When the known tail (the corpus) starts with a non-whitespace char after a
-    head that ends with a newline (or is the whole head), the join is a safe cut
-    (``app.core.ingest.pretok``, "newline then text"): the count is the head's
-    short prefix counted plus the tail's known tokens, and the corpus is not
-    tokenized again. Otherwise the whole head is counted.
+    When the known tail (the corpus) meets the rest of the head at a safe cut
+    (``pretok.is_newline_cut``), the count is the head's short prefix counted plus
+    the tail's known tokens, and the corpus is not tokenized again. Otherwise the
+    whole head is counted.
     """
     if known is not None:
         chars, tokens = known
         cut = len(head) - chars
-        if 0 <= cut < len(head):
-            first = head[cut]
-            prefix = head[:cut]
-            if (
-                first not in WHITESPACE
-                and first not in "\r\n"
-                and (not prefix or prefix.endswith("\n"))
-            ):
-                return (count(prefix) if prefix else 0) + tokens
+        if 0 <= cut < len(head) and is_newline_cut(head, cut):
+            return (count(head[:cut]) if cut else 0) + tokens
     return count(head) if head else 0
 
 
