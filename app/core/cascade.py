@@ -73,8 +73,7 @@ class RunState:
     answers: list[AnswerRecord] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     priming_thread: threading.Thread | None = None
-    priming_result: list[CallResult] = field(default_factory=list)
-    priming_error: list[Exception] = field(default_factory=list)
+    priming_result: CallResult | Exception | None = None  # set by the priming thread
     priming_unrecorded: list[Mapping[str, Any]] = field(default_factory=list)
 
 
@@ -290,9 +289,9 @@ class Cascade(Planner):
 
         def work() -> None:
             try:
-                state.priming_result.append(call.run())
+                state.priming_result = call.run()
             except Exception as exc:  # a bug, not a backend failure: report it, never die mute
-                state.priming_error.append(exc)
+                state.priming_result = exc
             finally:
                 self.session.store.release_thread()
 
@@ -307,10 +306,10 @@ class Cascade(Planner):
         for payload in state.priming_unrecorded:  # what the thread could not log
             self.session.record_call(state.question_id, payload)
         state.priming_unrecorded.clear()
-        for exc in state.priming_error:
-            state.notes.append(f"The cache priming request failed unexpectedly: {exc}.")
-        result = state.priming_result[0] if state.priming_result else None
-        if result is not None and not result.ok:
+        result = state.priming_result
+        if isinstance(result, Exception):
+            state.notes.append(f"The cache priming request failed unexpectedly: {result}.")
+        elif result is not None and not result.ok:
             why = f" ({result.error.message})" if result.error else ""
             state.notes.append(
                 f"The cache priming request failed{why}; the next question may read the "
