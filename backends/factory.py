@@ -177,7 +177,7 @@ class BackendPool:
     def _build(self, r: ResolvedBackend, renderer_version: str) -> Backend:
         t = r.table
         if r.spec.kind == "openai":
-            from backends.openai_compat import OpenAIBackend, OpenAIConfig
+            from backends.remote.openai_compat import OpenAIBackend, OpenAIConfig
             from backends.retry import RetryPolicy
 
             try:
@@ -188,12 +188,12 @@ class BackendPool:
                 raise ConfigError(str(exc)) from exc
             return OpenAIBackend(config, retry=RetryPolicy(max_tries=1))
         budget = int(float(t.get("kv_budget_gb", DEFAULT_KV_BUDGET_GB)) * (1 << 30))
-        from backends.kv_store import KVStore
+        from backends.local.kv_store import KVStore
 
         store = KVStore(self.data_dir / "kv", budget)
         path = Path(str(t["model_path"])).expanduser()
         if r.spec.kind == "llama_cpp":
-            from backends.llama_cpp import LlamaCppBackend
+            from backends.local.llama_cpp import LlamaCppBackend
 
             return LlamaCppBackend(
                 path,
@@ -202,7 +202,7 @@ class BackendPool:
                 store=store,
                 renderer_version=renderer_version or "lectern",
             )
-        from backends.mlx_local import MlxBackend
+        from backends.local.mlx_local import MlxBackend
 
         return MlxBackend(
             path,

@@ -58,7 +58,7 @@ class BackendSpec:
             return True
         if self.base_url is None:
             return False
-        from backends.openai_compat import host_of, is_loopback_host
+        from backends.remote.openai_compat import host_of, is_loopback_host
 
         try:
             return is_loopback_host(host_of(self.base_url))

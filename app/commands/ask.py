@@ -30,8 +30,8 @@ from app.commands.common import (
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from app.core.cascade import Cascade
-    from app.core.cascade_types import CascadeEvent, Outcome, Plan
+    from app.core.ask.cascade import Cascade
+    from app.core.ask.types import CascadeEvent, Outcome, Plan
     from app.core.session import Session
 
 EXIT_FAILED = 1
@@ -59,9 +59,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from app.core.cascade import Cascade
-    from app.core.cascade_types import BudgetExceededError
-    from app.core.store import Store, StoreError
+    from app.core.ask.cascade import Cascade
+    from app.core.ask.types import BudgetExceededError
+    from app.core.session.store import Store, StoreError
     from backends.base import BackendError, ThinkingMode
     from backends.router import RefusedError
 
@@ -177,7 +177,7 @@ class _Printer:
         self.state = ""  # "", reasoning, text
 
     def __call__(self, event: CascadeEvent) -> None:
-        from app.core.cascade_types import (
+        from app.core.ask.types import (
             AnswerEnded,
             AnswerStarted,
             ReasoningChunk,
@@ -234,7 +234,7 @@ def _console() -> Console:
 
 
 def _report(outcome: Outcome, session: Session, args: argparse.Namespace, console: Console) -> int:
-    from app.core.meter import meter_line
+    from app.core.ask.meter import meter_line
 
     session_calls = [e.payload for e in session.events(("backend_call",))]
     line = meter_line(outcome.calls, session_calls)

@@ -91,7 +91,7 @@ def _health(pool: Any, name: str) -> dict[str, Any]:
 
 
 def _discover() -> list[dict[str, Any]]:
-    from backends.discovery import discover
+    from backends.remote.discovery import discover
 
     return [
         {"kind": e.kind, "base_url": e.base_url, "models": list(e.models), "needs_key": e.needs_key}

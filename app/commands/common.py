@@ -18,9 +18,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from app.core.cascade_types import BudgetQuestion
+from app.core.ask.types import BudgetQuestion
 from app.core.session import AddReport, Session
-from app.core.store import Store
+from app.core.session.store import Store
 from app.core.wiring import Wiring, demo_note, wire
 from backends.base import ThinkingMode
 

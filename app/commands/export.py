@@ -21,9 +21,9 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from app.core.export import export_json, export_markdown
+    from app.core.session.export import export_json, export_markdown
     from app.core.session import Session, SessionError
-    from app.core.store import Store, StoreError
+    from app.core.session.store import Store, StoreError
 
     try:
         store = Store()

@@ -87,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         result = ingest(args.paths, options=options)
 
-    from app.core.corpus import CorpusBlock, corpus_tokens
+    from app.core.prompt.corpus import CorpusBlock, corpus_tokens
 
     if args.corpus_out is not None:
         block = CorpusBlock.build(result.documents)

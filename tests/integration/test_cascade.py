@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from app.core.cascade import Cascade
-from app.core.cascade_types import (
+from app.core.ask.cascade import Cascade
+from app.core.ask.types import (
     BudgetExceededError,
     BudgetQuestion,
     CascadeEvent,
@@ -26,7 +26,7 @@ from app.core.cascade_types import (
 from app.core.config import load_config
 from app.core.ingest.pipeline import ingest
 from app.core.session import Session
-from app.core.store import Store
+from app.core.session.store import Store
 from app.core.wiring import Wiring, wire
 from tests.fixtures.deepseek_server import DeepSeekServer
 from tests.fixtures.lectern_env import (

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from app.core.session import Session
-from app.core.store import Store
+from app.core.session.store import Store
 from tests.fixtures.deepseek_server import DeepSeekServer
 from tests.fixtures.lectern_env import REPO, cli_env, fixture_config, run_cli
 

@@ -25,8 +25,8 @@ from backends.base import (
     ThinkingMode,
     Usage,
 )
-from backends.kv_store import KVStore, token_hash
-from backends.llama_cpp import LlamaCppBackend
+from backends.local.kv_store import KVStore, token_hash
+from backends.local.llama_cpp import LlamaCppBackend
 from tests.fixtures.llama_corpus import corpus_ids, gemma_turn, question_ids
 from tests.fixtures.local_backend import make_store, run_python, source_of
 from tests.integration.backend_contract import BackendContract, collect, reasoning_of, text_of
@@ -341,8 +341,8 @@ def test_a_new_process_restores_the_state_and_evaluates_only_the_suffix(
     script = f"""
 import json, sys
 from backends.base import Request, Usage, TextDelta
-from backends.kv_store import KVStore
-from backends.llama_cpp import LlamaCppBackend
+from backends.local.kv_store import KVStore
+from backends.local.llama_cpp import LlamaCppBackend
 from tests.fixtures.llama_corpus import corpus_ids, question_ids
 b = LlamaCppBackend({str(model_path)!r}, n_ctx={N_CTX}, store=KVStore({str(store_dir)!r}, 10**9))
 corpus = corpus_ids(b, {CORPUS_PARAGRAPHS})

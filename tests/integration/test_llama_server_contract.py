@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from backends.base import Backend, Usage
-from backends.openai_compat import OpenAIBackend, OpenAIConfig
+from backends.remote.openai_compat import OpenAIBackend, OpenAIConfig
 from backends.retry import RetryPolicy
 from tests.fixtures.llama_server import LlamaServer
 from tests.integration.backend_contract import BackendContract, collect, text_of

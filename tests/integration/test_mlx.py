@@ -34,7 +34,7 @@ from backends.base import (
     ThinkingMode,
     Usage,
 )
-from backends.mlx_local import MlxBackend
+from backends.local.mlx_local import MlxBackend
 from tests.fixtures.local_backend import make_store, run_python, source_of
 from tests.fixtures.tiny_mlx import (
     ANSWER,
@@ -333,8 +333,8 @@ def test_a_new_process_restores_the_state(tiny: TinyModel, tmp_path: Path) -> No
     script = """
 import json, sys
 from backends.base import Request, TextDelta, Usage
-from backends.kv_store import KVStore
-from backends.mlx_local import MlxBackend
+from backends.local.kv_store import KVStore
+from backends.local.mlx_local import MlxBackend
 ids, prefix = json.loads(sys.argv[1])
 with MlxBackend(sys.argv[2], store=KVStore(sys.argv[3], 1 << 30)) as b:
     events = list(b.stream(Request(messages=(), model="tiny", prompt_ids=tuple(ids),

@@ -18,7 +18,7 @@ import pytest
 
 from app.cli import main
 from app.core.session import Session
-from app.core.store import Store
+from app.core.session.store import Store
 from tests.fixtures.deepseek_server import DeepSeekServer
 from tests.fixtures.lectern_env import TEST_KEY_ENV, issue_sample_config
 

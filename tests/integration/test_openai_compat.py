@@ -33,7 +33,7 @@ from backends.base import (
     Timeout,
     Usage,
 )
-from backends.openai_compat import OpenAIBackend, OpenAIConfig
+from backends.remote.openai_compat import OpenAIBackend, OpenAIConfig
 from backends.retry import RetryPolicy
 from tests.fixtures.deepseek_server import TEST_KEY, DeepSeekServer
 from tests.fixtures.memory_keyring import MemoryKeyring, installed, no_keyring

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from app.core.cache_plan import CacheModel, plan_priming
+from app.core.ask.cache_plan import CacheModel, plan_priming
 from app.core.prompt import Turn, renderer_for, system_prompt
 from app.core.prompt.base import Segment, special_segment, text_segment
 from app.core.tokens import deepseek_v4

@@ -10,7 +10,7 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.core.corpus import CorpusBlock, corpus_tokens, render_corpus, render_document
+from app.core.prompt.corpus import CorpusBlock, corpus_tokens, render_corpus, render_document
 from app.core.ingest.model import Document
 from app.core.ingest.pipeline import ingest
 from app.core.tokens import deepseek_v4
@@ -126,7 +126,7 @@ def test_ingested_block_is_deterministic_across_runs_and_processes(tmp_path: Pat
     assert first.tokens == TC.count(first.text)
     script = (
         "import sys, hashlib\n"
-        "from app.core.corpus import CorpusBlock\n"
+        "from app.core.prompt.corpus import CorpusBlock\n"
         "from app.core.ingest.pipeline import ingest\n"
         "if __name__ == '__main__':\n"
         "    b = CorpusBlock.build(ingest([sys.argv[1]]).documents)\n"

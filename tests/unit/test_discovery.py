@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from backends.discovery import DEFAULT_PROBES, Endpoint, Probe, discover
+from backends.remote.discovery import DEFAULT_PROBES, Endpoint, Probe, discover
 from tests.fixtures.deepseek_server import DeepSeekServer
 
 

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from backends.engine_thread import EngineClosedError, EngineThread, JobContext
+from backends.local.engine_thread import EngineClosedError, EngineThread, JobContext
 
 
 class Resource:

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from app.core.corpus import render_document
+from app.core.prompt.corpus import render_document
 from app.core.ingest import pretok
 from app.core.ingest.measure import measure
 from app.core.ingest.model import Document

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from app.core.corpus import render_document
+from app.core.prompt.corpus import render_document
 from app.core.ingest.model import Document, Progress
 from app.core.ingest.pipeline import IngestOptions, ingest, ingest_in_background
 from app.core.tokens import deepseek_v4

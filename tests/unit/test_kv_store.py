@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from backends.kv_store import KVStore, PrefixKey, model_fingerprint, token_hash
+from backends.local.kv_store import KVStore, PrefixKey, model_fingerprint, token_hash
 
 MiB = 1024 * 1024
 

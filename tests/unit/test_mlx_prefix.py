@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from backends.mlx_prefix import (
+from backends.local.mlx_prefix import (
     StateMismatchError,
     UnsupportedCacheError,
     load_state,

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from tokenizers import Tokenizer
 
 from app.core.tokens import deepseek_v4, deepseek_v4_tokenizer_path
-from backends.mlx_stream import IncrementalDecoder
+from backends.local.mlx_stream import IncrementalDecoder
 
 
 @functools.cache

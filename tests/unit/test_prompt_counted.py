@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.core.corpus import CountedText, counted_corpus, render_corpus
+from app.core.prompt.corpus import CountedText, counted_corpus, render_corpus
 from app.core.ingest.model import Document
 from app.core.ingest.pipeline import ingest
 from app.core.prompt import Turn, system_prompt

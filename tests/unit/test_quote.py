@@ -7,10 +7,10 @@ from decimal import Decimal
 
 import pytest
 
-from app.core.cache_plan import CacheModel, plan_priming
+from app.core.ask.cache_plan import CacheModel, plan_priming
 from app.core.prompt import Turn, renderer_for, system_prompt
 from app.core.prompt.base import RenderedPrompt, text_segment
-from app.core.quote import (
+from app.core.ask.quote import (
     Candidate,
     expected_output_tokens,
     mode_change_quote,

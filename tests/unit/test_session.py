@@ -21,7 +21,7 @@ from app.core.session import (
     source_state,
     spend_from_calls,
 )
-from app.core.store import Store
+from app.core.session.store import Store
 from backends.base import ThinkingMode
 
 

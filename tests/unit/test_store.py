@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from app.core import store as store_mod
+from app.core.session import store as store_mod
 from app.core.ingest.model import Document
-from app.core.store import MIGRATIONS, Store, StoreError, data_dir
+from app.core.session.store import MIGRATIONS, Store, StoreError, data_dir
 
 
 def _doc(path: str, text: str, **kw: object) -> Document:

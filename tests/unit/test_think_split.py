@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from backends.base import ReasoningDelta, TextDelta
-from backends.think_split import ThinkSplitter
+from backends.local.think_split import ThinkSplitter
 
 
 def run(pieces: list[str], *, in_reasoning: bool = False) -> tuple[str, str, list[str]]:

@@ -1,6 +1,6 @@
 """Exact token counts of documents and of their rendered blocks, tokenizing once.
 
-A document's raw text and its rendered block (``app.core.corpus``) differ only
+A document's raw text and its rendered block (``app.core.prompt.corpus``) differ only
 where the renderer adds things: a header, page markers, and ``N<TAB>`` before
 every line. Tokenizing both would double the cost of ingestion, so this module
 cuts both into pieces at safe cuts (``pretok``) so they share the pieces that
@@ -34,7 +34,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from app.core import corpus
+from app.core.prompt import corpus
 from app.core.ingest import pretok
 from app.core.ingest.model import Document
 from app.core.tokens import TokenCounter

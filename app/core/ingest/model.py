@@ -28,7 +28,7 @@ class Document:
     page_starts: tuple[int, ...] = ()
     notes: tuple[str, ...] = ()  # e.g. "12 of 40 pages have no text layer"
     language: str | None = None  # for code: python, rust, ...
-    # Tokens of ``app.core.corpus.render_document(self)``: what this document
+    # Tokens of ``app.core.prompt.corpus.render_document(self)``: what this document
     # occupies in the corpus block. Set by ingestion; None if not measured.
     block_tokens: int | None = None
 

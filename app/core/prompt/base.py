@@ -10,7 +10,7 @@ message of the turn they were added to (``Turn.added_block``).
 
 A ``RenderedPrompt`` also describes its own structure as ``Segment``s (a hash and
 a token count per structural token or text run) so that the client-side cache
-model in ``app.core.cache_plan`` can reason about prefix units without holding
+model in ``app.core.ask.cache_plan`` can reason about prefix units without holding
 a million token ids per request.
 """
 
@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from app.core.corpus import CountedText
+from app.core.prompt.corpus import CountedText
 from app.core.ingest.pretok import is_newline_cut
 from backends.base import Message, ThinkingMode
 

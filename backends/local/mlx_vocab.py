@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from backends.base import LocalEngineError
-from backends.kv_store import KVStore
+from backends.local.kv_store import KVStore
 
 
 def check_model_dir(path: Path) -> None:

@@ -15,8 +15,8 @@ from decimal import Decimal
 from typing import Any
 
 from app.core.pricing import format_money
-from app.core.session import AnswerRecord, ReviewRecord, Session, Spend, TurnRecord
-from app.core.store import EventRow, now_iso
+from app.core.session.log import AnswerRecord, ReviewRecord, Session, Spend, TurnRecord
+from app.core.session.store import EventRow, now_iso
 
 EXPORT_VERSION = 1
 

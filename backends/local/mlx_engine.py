@@ -1,7 +1,7 @@
 """The owner-thread side of the MLX backend: a loaded mlx-lm model and its prefix cache.
 
 Everything here runs on the ``EngineThread`` that loaded the model (see
-``backends.mlx_local`` for the public backend, ``backends.local_engine`` for the
+``backends.local.mlx_local`` for the public backend, ``backends.local.local_engine`` for the
 answering flow shared with llama.cpp). A question's prompt
 P, whose first k ids are the corpus, is served like this:
 
@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from backends.base import BadRequest, LocalEngineError, Message, Request, ThinkingMode
-from backends.kv_store import KVStore, PrefixKey, StoredState
-from backends.local_engine import (
+from backends.local.kv_store import KVStore, PrefixKey, StoredState
+from backends.local.local_engine import (
     EngineFacts,
     Ids,
     LocalConfig,
@@ -38,7 +38,7 @@ from backends.local_engine import (
     TokenSink,
     WarmSource,
 )
-from backends.mlx_prefix import (
+from backends.local.mlx_prefix import (
     FORMAT,
     Snapshot,
     StateMismatchError,
@@ -48,8 +48,8 @@ from backends.mlx_prefix import (
     snapshot,
     supports,
 )
-from backends.mlx_stream import IncrementalDecoder
-from backends.mlx_vocab import Vocab, check_model_dir, model_identity
+from backends.local.mlx_stream import IncrementalDecoder
+from backends.local.mlx_vocab import Vocab, check_model_dir, model_identity
 
 log = logging.getLogger(__name__)
 

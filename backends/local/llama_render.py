@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from backends.base import Message, ThinkingMode
 
 if TYPE_CHECKING:
-    from backends.llama_engine import LlamaEngine
+    from backends.local.llama_engine import LlamaEngine
 
 
 def _builtin_names(architecture: str) -> list[str]:

@@ -1,7 +1,7 @@
 """A session: one corpus and the conversation about it, as an append-only log.
 
 Everything a user did and every call Lectern made is an event in the store
-(``app.core.store``), committed before anyone shows it as done. This module
+(``app.core.session.store``), committed before anyone shows it as done. This module
 turns that log back into what the rest of the app needs:
 
 * the corpus in its fixed order and the conversation, shaped so the prompt
@@ -25,9 +25,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from app.core.answer_writer import FLUSH_BYTES, FLUSH_SECONDS, AnswerWriter, WriterError
+from app.core.session.answer_writer import FLUSH_BYTES, FLUSH_SECONDS, AnswerWriter, WriterError
 from app.core.ingest.model import Document, IngestResult
-from app.core.records import (
+from app.core.session.records import (
     AddReport,
     AnswerRecord,
     Conversation,
@@ -41,7 +41,7 @@ from app.core.records import (
     usage_dict,
     usage_from_dict,
 )
-from app.core.store import EventRow, SessionRow, Store, StoredDocument
+from app.core.session.store import EventRow, SessionRow, Store, StoredDocument
 from backends.base import ThinkingMode
 
 __all__ = [

@@ -2,9 +2,9 @@
 
 Metal on Apple Silicon, CPU elsewhere (``mlx[cpu]``; how the tests run it).
 The loading, streaming, usage counting and tokenizer plumbing are shared with
-the llama.cpp backend (``backends.local_backend``). What is MLX's own: a model
+the llama.cpp backend (``backends.local.local_backend``). What is MLX's own: a model
 folder instead of a file, a window taken from the model's config, and the cache
-policy of ``backends.mlx_engine``: the corpus state comes from the snapshot in
+policy of ``backends.local.mlx_engine``: the corpus state comes from the snapshot in
 memory, else a saved state, else it is evaluated and saved. Cache hit = ids
 restored from the saved corpus state, cache miss = ids evaluated. ``mlx`` and
 ``mlx_lm`` are imported only on the engine thread.
@@ -14,11 +14,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from backends.kv_store import KVStore
-from backends.local_backend import LocalBackend
-from backends.local_engine import PrefixReport, Progress, RequestStats
-from backends.mlx_engine import EngineConfig, MlxEngine
-from backends.mlx_vocab import model_identity
+from backends.local.kv_store import KVStore
+from backends.local.local_backend import LocalBackend
+from backends.local.local_engine import PrefixReport, Progress, RequestStats
+from backends.local.mlx_engine import EngineConfig, MlxEngine
+from backends.local.mlx_vocab import model_identity
 
 __all__ = ["MlxBackend", "PrefixReport", "RequestStats"]
 

@@ -5,18 +5,18 @@ One question goes through these steps (``Cascade.plan`` then ``Cascade.run``):
 1. **Plan** (nothing sent, nothing written): the conversation is rendered, the
    router picks the draft backend (offline and local-only guards, fit, rules)
    and every planned call is quoted with the cache hits the provider's cache
-   model predicts (``app.core.api_cache``).
+   model predicts (``app.core.ask.api_cache``).
 2. **Budget**: over a per-message or per-session cap, ``confirm`` is asked
    before anything is sent; "no" ends the question with ``BudgetExceededError``.
 3. **Draft**: the question is logged, the answer streams into its row, and
    every attempt is logged as a ``backend_call``. On DeepSeek's cache in
    thinking mode a ``max_tokens=1`` priming request goes out beside the first
-   question once its input reached the server (``app.core.cache_plan``), so
+   question once its input reached the server (``app.core.ask.cache_plan``), so
    the second question already hits the whole corpus.
 4. **Escalation**: a draft that failed after retries, came back empty, stopped
    at ``length`` or cited places that do not exist is retried on the review
    backend (capped, budget-checked, recorded).
-5. **Review** (``--review`` or automatic per session): see ``app.core.review``.
+5. **Review** (``--review`` or automatic per session): see ``app.core.ask.review``.
 
 A question's cost is the sum of its calls (priming, retries, escalation,
 review); ``Outcome.usage`` is the usage of the request that produced the answer.
@@ -31,9 +31,9 @@ from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
 
-from app.core import api_cache
-from app.core.call import Call, CallResult
-from app.core.cascade_types import (
+from app.core.ask import api_cache
+from app.core.ask.call import Call, CallResult, model_name, result_status
+from app.core.ask.types import (
     AnswerEnded,
     AnswerStarted,
     BudgetExceededError,
@@ -47,7 +47,7 @@ from app.core.cascade_types import (
     Status,
     TextChunk,
 )
-from app.core.planner import Planner, model_name
+from app.core.ask.planner import Planner
 from app.core.prompt import RenderedPrompt, renderer_for
 from app.core.session import AnswerRecord, usage_dict
 from backends.base import Request, Usage
@@ -115,7 +115,7 @@ class Cascade(Planner):
             final = self._escalate(state, why, sink, confirm) or draft
         review = None
         if plan.review and final.complete and final.role == "draft":
-            from app.core.review import run_review
+            from app.core.ask.review import run_review
 
             review = run_review(self, state, final, sink, confirm)
         return self._outcome(state, final, review)
@@ -256,7 +256,7 @@ class Cascade(Planner):
 
     def citations(self, text: str) -> list[dict[str, Any]]:
         """Every citation in ``text``, checked against the session's documents."""
-        from app.core.citations import check_citations
+        from app.core.prompt.citations import check_citations
 
         found = check_citations(text, self.session.current_documents())
         return [dataclasses.asdict(c) for c in found]
@@ -414,12 +414,6 @@ def escalation_reason(draft: AnswerRecord, settings: CascadeSettings) -> str | N
     else:
         why = None
     return why if why in settings.escalate_on else None
-
-
-def result_status(result: CallResult) -> str:
-    if result.ok:
-        return "complete"
-    return "interrupted" if result.text or result.reasoning else "failed"
 
 
 def estimator(rendered: RenderedPrompt) -> Callable[[str, str], Usage]:

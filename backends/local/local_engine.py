@@ -10,7 +10,7 @@ Cancellation seen inside an engine (``StopRequestedError``) becomes
 ``Cancelled`` here; any other non-``BackendError`` failure becomes
 ``LocalEngineError``.
 
-``EngineFacts`` is what the caller side (``backends.local_backend``) reads
+``EngineFacts`` is what the caller side (``backends.local.local_backend``) reads
 without waiting for the engine thread; ``make_prefix_key`` turns facts and a
 corpus prefix into the ``KVStore`` key its state is saved under.
 """
@@ -38,8 +38,8 @@ from backends.base import (
     ThinkingMode,
     Usage,
 )
-from backends.kv_store import KVStore, PrefixKey, StoredState, token_hash
-from backends.think_split import ThinkSplitter
+from backends.local.kv_store import KVStore, PrefixKey, StoredState, token_hash
+from backends.local.think_split import ThinkSplitter
 
 Ids = Sequence[int]  # token ids
 Progress = Callable[[int, int], None]  # (evaluated, total), called on the engine thread

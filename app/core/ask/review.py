@@ -13,7 +13,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from app.core.cascade_types import (
+from app.core.ask.call import model_name, result_status
+from app.core.ask.types import (
     AnswerEnded,
     AnswerStarted,
     BudgetExceededError,
@@ -29,8 +30,8 @@ from backends.base import ThinkingMode
 from backends.router import BackendSpec, RefusedError
 
 if TYPE_CHECKING:
-    from app.core.cascade import Cascade, RunState
-    from app.core.planner import Planner
+    from app.core.ask.cascade import Cascade, RunState
+    from app.core.ask.planner import Planner
 
 
 def review_turns(turns: Sequence[Turn], question: str, draft: str) -> tuple[Turn, ...]:
@@ -86,9 +87,6 @@ def run_review(
             state.notes.append(f"No review: {exc}")
             return None
     profile = cascade.pool.profile(spec.name)
-    from app.core.cascade import result_status
-    from app.core.planner import model_name
-
     model = model_name(cascade.pool, spec)
     writer = cascade.session.begin_review(
         state.question_id,

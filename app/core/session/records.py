@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from app.core.store import EventRow, StoredDocument
+from app.core.session.store import EventRow, StoredDocument
 from backends.base import Usage
 
 # --- records rebuilt from the log ---------------------------------------------------

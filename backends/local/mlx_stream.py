@@ -4,7 +4,7 @@
 exactly ``decode(all ids)``: a multi-byte character split over tokens is held
 until it is complete. mlx-lm's own streaming detokenizer is not used because it
 drops the leading space of the output (SentencePiece style), which DeepSeek's
-byte-level tokenizer does not. The text then goes through ``backends.think_split``.
+byte-level tokenizer does not. The text then goes through ``backends.local.think_split``.
 """
 
 from __future__ import annotations

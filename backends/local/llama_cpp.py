@@ -1,9 +1,9 @@
 """llama.cpp in process: a GGUF model behind the streaming ``Backend`` contract.
 
 The loading, streaming, usage counting and tokenizer plumbing are shared with
-the MLX backend (``backends.local_backend``). What is llama.cpp's own: the
+the MLX backend (``backends.local.local_backend``). What is llama.cpp's own: the
 settings of a llama.cpp context, switching model or context size
-(``reconfigure``), and the cache policy of ``backends.llama_engine``: reuse the
+(``reconfigure``), and the cache policy of ``backends.local.llama_engine``: reuse the
 live context, else restore the saved corpus state, else evaluate and save it.
 Cache hit = ids reused from the live context or a restored state, cache miss =
 ids actually evaluated. ``llama_cpp`` is imported only on the engine thread.
@@ -14,10 +14,10 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from backends.kv_store import KVStore
-from backends.llama_engine import EngineConfig, LlamaEngine
-from backends.local_backend import LocalBackend
-from backends.local_engine import PrefixReport, Progress, RequestStats
+from backends.local.kv_store import KVStore
+from backends.local.llama_engine import EngineConfig, LlamaEngine
+from backends.local.local_backend import LocalBackend
+from backends.local.local_engine import PrefixReport, Progress, RequestStats
 
 __all__ = ["LlamaCppBackend", "PrefixReport", "RequestStats"]
 

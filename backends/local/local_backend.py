@@ -3,7 +3,7 @@
 Lectern renders prompts to token ids itself (``Request.prompt_ids``) and says how
 many leading ids are the corpus (``Request.prefix_tokens``). ``LocalBackend``
 keeps the model on one owner thread (``EngineThread``), loading it on first use,
-runs ``stream`` and ``prepare_prefix`` there (see ``backends.local_engine``), and
+runs ``stream`` and ``prepare_prefix`` there (see ``backends.local.local_engine``), and
 serves the tokenizer, model facts and prefix keys from the ``EngineFacts``
 fetched once at load, so the prompt renderer never waits behind a running
 answer. Subclasses name their engine class and add their own settings.
@@ -27,9 +27,9 @@ from backends.base import (
     TextDelta,
     ThinkingMode,
 )
-from backends.engine_thread import EngineThread, JobContext
-from backends.kv_store import KVStore, PrefixKey
-from backends.local_engine import (
+from backends.local.engine_thread import EngineThread, JobContext
+from backends.local.kv_store import KVStore, PrefixKey
+from backends.local.local_engine import (
     EngineFacts,
     LocalConfig,
     LocalEngine,

@@ -1,7 +1,7 @@
 """The owner-thread side of the llama.cpp backend: one loaded GGUF and its context.
 
 Everything here runs on the ``EngineThread`` that loaded the model (see
-``backends.llama_cpp`` for the public backend). It evaluates prompts in chunks
+``backends.local.llama_cpp`` for the public backend). It evaluates prompts in chunks
 of ``n_batch`` (checking cancellation between chunks), counts every token it
 actually evaluates, saves the corpus prefix state with llama.cpp's per-sequence
 state file (KV cells of sequence 0 and the token ids, no logits) and restores it
@@ -31,9 +31,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from backends.base import LocalEngineError, Message, Request, ThinkingMode
-from backends.kv_store import KVStore, PrefixKey, StoredState
-from backends.llama_vocab import Vocab, check_model_file
-from backends.local_engine import (
+from backends.local.kv_store import KVStore, PrefixKey, StoredState
+from backends.local.llama_vocab import Vocab, check_model_file
+from backends.local.local_engine import (
     EngineFacts,
     Ids,
     LocalConfig,
@@ -335,7 +335,7 @@ class LlamaEngine(LocalEngine[EngineConfig]):
 
     def render_messages(self, messages: Sequence[Message], mode: ThinkingMode) -> list[int]:
         """Fallback when Lectern did not render the prompt: the GGUF's own chat template."""
-        from backends.llama_render import render_with_model_template
+        from backends.local.llama_render import render_with_model_template
 
         text = render_with_model_template(self, messages, mode)
         ids = self.vocab.tokenize(text, special=True)

@@ -33,8 +33,10 @@ from backends.base import (
     TextDelta,
     Usage,
 )
+from backends.factory import BackendPool
 from backends.profiles import Profile
 from backends.retry import RetryPolicy
+from backends.router import BackendSpec
 
 OnDelta = Callable[[str], None]
 Record = Callable[[Mapping[str, Any]], object]
@@ -237,3 +239,15 @@ def call_payload(
         "error_kind": result.error.kind if result.error else None,
         **(extra or {}),
     }
+
+
+def result_status(result: CallResult) -> str:
+    """An answer row's status for ``result``: complete, interrupted (some text) or failed."""
+    if result.ok:
+        return "complete"
+    return "interrupted" if result.text or result.reasoning else "failed"
+
+
+def model_name(pool: BackendPool, spec: BackendSpec) -> str:
+    """The model id a call on ``spec`` asks for."""
+    return str(pool.resolved[spec.name].table.get("model") or spec.profile)

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from app.core.corpus import count_basis
+from app.core.prompt.corpus import count_basis
 from app.core.ingest.model import Document
 
 DB_NAME = "lectern.db"
@@ -132,7 +132,7 @@ def m002_document_block_tokens(conn: sqlite3.Connection) -> None:
 
 
 def m003_document_count_basis(conn: sqlite3.Connection) -> None:
-    # What block_tokens was measured with (app.core.corpus.count_basis); counts
+    # What block_tokens was measured with (app.core.prompt.corpus.count_basis); counts
     # stored before this column existed have none and are counted again.
     conn.execute("ALTER TABLE documents ADD COLUMN count_basis TEXT")
 

@@ -4,10 +4,10 @@
 nothing: it renders the session's conversation for each candidate backend
 (token ids for in-process engines), asks the router for the draft backend,
 quotes every planned call with the cache hits the provider's cache model
-predicts (``app.core.api_cache``, ``app.core.quote``), decides whether a
-cache-priming request pays off (``app.core.cache_plan``), prices calls
+predicts (``app.core.ask.api_cache``, ``app.core.ask.quote``), decides whether a
+cache-priming request pays off (``app.core.ask.cache_plan``), prices calls
 (``app.core.pricing``; local calls cost $0 and record what they saved) and
-checks the budget caps. ``app.core.cascade.Cascade`` runs what it plans.
+checks the budget caps. ``app.core.ask.cascade.Cascade`` runs what it plans.
 """
 
 from __future__ import annotations
@@ -18,9 +18,11 @@ from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
-from app.core import api_cache, pricing
-from app.core.cache_plan import CacheModel, PrimingRequest, plan_priming
-from app.core.cascade_types import (
+from app.core import pricing
+from app.core.ask import api_cache
+from app.core.ask.cache_plan import CacheModel, PrimingRequest, plan_priming
+from app.core.ask.call import model_name
+from app.core.ask.types import (
     BudgetExceededError,
     BudgetQuestion,
     CallQuote,
@@ -30,15 +32,15 @@ from app.core.cascade_types import (
 )
 from app.core.prompt import RenderedPrompt, Turn, renderer_for
 from app.core.prompt.texts import system_prompt
-from app.core.quote import (
+from app.core.ask.quote import (
     Candidate,
     ModeChangeQuote,
     expected_output_tokens,
     mode_change_quote,
     quote_line,
 )
-from app.core.session import REREAD_NOTE, Conversation, Session
-from app.core.store import StoredDocument
+from app.core.session.log import REREAD_NOTE, Conversation, Session
+from app.core.session.store import StoredDocument
 from backends.base import ThinkingMode, Usage
 from backends.factory import BackendPool, EngineTokenizerAdapter
 from backends.profiles import Profile
@@ -107,7 +109,7 @@ class Planner:
         quotes.append(self.quote("draft", spec, rendered))
         do_review = self.settings.review if review is None else review
         if do_review:
-            from app.core.review import review_quote
+            from app.core.ask.review import review_quote
 
             rq = review_quote(self, spec, turns, mode, local_only)
             if rq is not None:
@@ -202,7 +204,7 @@ class Planner:
             return False
         if self.pool.profile(spec.name).family not in ("deepseek-v4", "deepseek-v41"):
             return False
-        from backends.openai_compat import detect_flavour
+        from backends.remote.openai_compat import detect_flavour
 
         flavour = self.pool.resolved[spec.name].table.get("flavour")
         return (flavour or detect_flavour(spec.base_url)) == "deepseek"
@@ -232,7 +234,7 @@ class Planner:
         )
 
     def candidate(self, spec: BackendSpec, mode: ThinkingMode) -> Candidate:
-        """``spec`` as ``app.core.quote`` sees it, with what the session knows of its cache."""
+        """``spec`` as ``app.core.ask.quote`` sees it, with what the session knows of its cache."""
         profile = self.pool.profile(spec.name)
         cache = None
         if self.deepseek_cache(spec):
@@ -259,7 +261,7 @@ class Planner:
     def quote(
         self, purpose: str, spec: BackendSpec, rendered: RenderedPrompt, *, extra_prompt: int = 0
     ) -> CallQuote:
-        """Expected cost of one call of ``rendered`` on ``spec`` (``app.core.quote``)."""
+        """Expected cost of one call of ``rendered`` on ``spec`` (``app.core.ask.quote``)."""
         candidate = self.candidate(spec, rendered.mode)
         if candidate.local:
             sent = api_cache.prefix_sent_before(self._calls(), api_cache.prefix_key(spec, rendered))
@@ -364,7 +366,7 @@ class Planner:
 def conversation_turns(conv: Conversation, question: str) -> tuple[str, tuple[Turn, ...]]:
     """(corpus block, turns) for the renderers: the history, then the new question
     carrying the documents added since the last turn."""
-    from app.core.corpus import counted_corpus
+    from app.core.prompt.corpus import counted_corpus
 
     # Counted: a reopened session's corpus is not tokenized again to be counted.
     corpus = counted_corpus([d.document for d in conv.corpus])
@@ -377,7 +379,7 @@ def added_block(docs: Sequence[StoredDocument]) -> str:
     """Documents added mid-session, as they ride in a turn's user message."""
     if not docs:
         return ""
-    from app.core.corpus import render_corpus
+    from app.core.prompt.corpus import render_corpus
 
     replaced = [
         d.document.path for d in docs if any(n.startswith(REREAD_NOTE) for n in d.document.notes)
@@ -390,10 +392,6 @@ def added_block(docs: Sequence[StoredDocument]) -> str:
         )
     body = render_corpus([d.document for d in docs])
     return "<documents added>\n" + note + body + "</documents added>\n\n"
-
-
-def model_name(pool: BackendPool, spec: BackendSpec) -> str:
-    return str(pool.resolved[spec.name].table.get("model") or spec.profile)
 
 
 def _prefix_cache(rendered: RenderedPrompt) -> CacheModel:

@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from app.core.cache_plan import CacheModel, PrimingRequest
+from app.core.ask.cache_plan import CacheModel, PrimingRequest
 from app.core.pricing import cost_of, format_money
 from app.core.prompt.base import RenderedPrompt, Renderer, Turn
 from backends.base import ThinkingMode
@@ -259,7 +259,7 @@ class ModeChangeQuote:
     note: str
 
 
-def mode_change_quote(  # noqa: PLR0917 (called positionally by app.core.cascade)
+def mode_change_quote(  # noqa: PLR0917 (called positionally by app.core.ask.cascade)
     candidate: Candidate,
     renderer: Renderer,
     system: str,

@@ -14,8 +14,8 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from app.core.records import AnswerRecord, answer_record
-from app.core.store import LIVE_WRITERS, EventRow, Store
+from app.core.session.records import AnswerRecord, answer_record
+from app.core.session.store import LIVE_WRITERS, EventRow, Store
 
 FLUSH_SECONDS = 0.5
 FLUSH_BYTES = 2048

@@ -2,7 +2,7 @@
 
 Prefilling a long corpus locally takes minutes to hours, so the prompt cache
 evaluated exactly at the end of the corpus is kept (in memory, and on disk via
-``backends.kv_store``) and every question starts from a fresh copy of it.
+``backends.local.kv_store``) and every question starts from a fresh copy of it.
 DeepSeek V4's caches cannot be trimmed back, so a cache that has generated an
 answer is thrown away, never reused.
 

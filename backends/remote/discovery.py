@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from backends.openai_compat import is_loopback_host
+from backends.remote.openai_compat import is_loopback_host
 
 
 @dataclass(frozen=True)

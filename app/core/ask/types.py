@@ -1,6 +1,6 @@
 """The values the cascade takes and gives: settings, plans, events, outcomes.
 
-Kept apart from ``app.core.cascade`` so the UI and CLI can import them without
+Kept apart from ``app.core.ask.cascade`` so the UI and CLI can import them without
 the machinery (and so each file keeps one job).
 """
 
@@ -15,9 +15,9 @@ from app.core.config import ESCALATE_ON
 from backends.base import ThinkingMode, Usage
 
 if TYPE_CHECKING:
-    from app.core.cache_plan import PrimingRequest
+    from app.core.ask.cache_plan import PrimingRequest
     from app.core.prompt import RenderedPrompt, Turn
-    from app.core.quote import QuoteLine
+    from app.core.ask.quote import QuoteLine
     from app.core.session import AnswerRecord, Conversation, Spend
     from backends.router import Route
 

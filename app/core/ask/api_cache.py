@@ -1,11 +1,11 @@
 """What the provider's prompt cache holds for a session, rebuilt from the log.
 
-DeepSeek's cache is modelled client-side by ``app.core.cache_plan.CacheModel``
+DeepSeek's cache is modelled client-side by ``app.core.ask.cache_plan.CacheModel``
 from the structure (``Segment``s) of every request sent. Lectern stores each
 API call's prompt and output segments in its ``backend_call`` event, so the
 model can be replayed at any time, also for a session reopened days later:
 quotes predict cache hits from it, and ``plan_priming`` decides from it
-whether a priming request pays off (see ``app.core.cache_plan``).
+whether a priming request pays off (see ``app.core.ask.cache_plan``).
 
 For servers without DeepSeek's prefix-unit rules (vLLM, llama.cpp's server,
 in-process engines) the corpus prefix is expected to hit once any earlier call
@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from app.core.cache_plan import CacheModel
+from app.core.ask.cache_plan import CacheModel
 from app.core.prompt.base import RenderedPrompt, Segment
 from backends.router import BackendSpec
 
