@@ -1,6 +1,7 @@
 """The ``lectern`` command.
 
-No arguments opens the window; subcommands run headless:
+No arguments opens the window (``lectern FILE...`` opens it reading those
+files); subcommands run headless:
 ``ingest``, ``ask``, ``quote``, ``sessions``, ``export``. Each subcommand lives
 in ``app/commands/<name>.py`` with ``register(subparsers)``; heavy imports are
 deferred to the command's run function so ``lectern --help`` is instant.
@@ -15,7 +16,7 @@ from collections.abc import Sequence
 
 from app import __version__
 
-COMMANDS = ("ingest", "ask", "quote", "sessions", "export", "backends", "key")
+COMMANDS = ("ingest", "ask", "quote", "sessions", "export", "backends", "key", "selftest")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,6 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] not in COMMANDS and not argv[0].startswith("-"):
+        return _open_window(None, argv)  # `lectern FILE...`: the window, reading them
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
@@ -45,14 +49,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     return code
 
 
-def _open_window(parser: argparse.ArgumentParser) -> int:
+def _open_window(parser: argparse.ArgumentParser | None, paths: Sequence[str] = ()) -> int:
     try:
         ui = importlib.import_module("app.ui.main")
-    except ModuleNotFoundError:
-        parser.print_help()
-        print("\nThe window is not built yet; use a subcommand above.", file=sys.stderr)
-        return 0
-    code: int = ui.run()
+    except ImportError as exc:
+        print(
+            f"lectern: the window cannot start ({exc}). Reinstall with `./scripts/run.sh`, or "
+            "use a subcommand (`lectern --help`).",
+            file=sys.stderr,
+        )
+        return 1
+    code: int = ui.run(sys.argv[:1], paths)
     return code
 
 

@@ -71,7 +71,17 @@ class Finished:
     model: str | None = None
 
 
-Event = ReasoningDelta | TextDelta | Usage | Finished
+@dataclass(frozen=True, slots=True)
+class WorkProgress:
+    """Slow work before the first token: ``phase`` is prefill (``done``/``total``
+    prompt tokens evaluated), restore_state or save_state (bytes)."""
+
+    phase: str
+    done: int
+    total: int
+
+
+Event = ReasoningDelta | TextDelta | Usage | Finished | WorkProgress
 
 
 # --- requests ----------------------------------------------------------------

@@ -1,21 +1,22 @@
-"""Build backends from the config's ``[backends.NAME]`` tables.
+"""Build backends from the validated ``[backends.NAME]`` settings.
 
-Each table has a ``kind``:
+The settings are ``backends.settings`` objects, validated once when the config
+was loaded (``app.core.config``): this module trusts them. Each has a kind:
 
 * ``openai``: ``base_url``, ``model``, ``api_key_env`` (absent: the OS keyring
   entry of this backend's name), ``flavour``, ``extra_body``, timeouts;
 * ``llama_cpp``: ``model_path`` (a .gguf), ``n_ctx``, ``n_threads``;
 * ``mlx``: ``model_path`` (an mlx-lm model folder), ``context``.
 
-Every table may name a ``profile`` (prices, tokenizer family, window; default:
+Every backend may name a ``profile`` (prices, tokenizer family, window; default:
 the ``model`` id when a profile has it), a ``context`` override, and, for the
 in-process kinds, ``kv_budget_gb`` (disk budget of saved prefix states in
 ``<data dir>/kv``). Backends are built lazily, only when the router picks
 them, so an unused API backend never loads a key and an unused GGUF never
 loads a model.
 
-Retries: API backends are built with a single try; the cascade retries
-(``backends.retry.RetryPolicy``) so every attempt is recorded as a call.
+Retries: none here. The cascade's ``Call`` retries (``backends.retry.RetryPolicy``)
+so every attempt is recorded as a call.
 """
 
 from __future__ import annotations
@@ -29,56 +30,54 @@ from typing import Any
 
 from backends.base import Backend
 from backends.profiles import Profile, profile_from_mapping
-from backends.router import IN_PROCESS_KINDS, KINDS, BackendSpec
+from backends.router import BackendSpec
+from backends.settings import (
+    BackendSettings,
+    LlamaCppSettings,
+    MlxSettings,
+    OpenAISettings,
+)
 
-DEFAULT_KV_BUDGET_GB = 8.0
 DEFAULT_LOCAL_CTX = 32768
-
-
-class ConfigError(ValueError):
-    """A backend table is malformed; the message names the key and the fix."""
 
 
 @dataclass(frozen=True)
 class ResolvedBackend:
     spec: BackendSpec
     profile: Profile
-    table: Mapping[str, Any]
+    settings: BackendSettings
+
+    @property
+    def table(self) -> Mapping[str, Any]:
+        """The keys that are set, as a plain mapping (read ``settings`` in new code)."""
+        return {key: value for key, value in self.settings if value is not None}
 
 
 def resolve(
-    name: str, table: Mapping[str, Any], profiles: Mapping[str, Profile]
+    name: str, settings: BackendSettings, profiles: Mapping[str, Profile]
 ) -> ResolvedBackend:
-    """Validate one ``[backends.NAME]`` table and find its profile."""
-    where = f"backends.{name}"
-    kind = table.get("kind")
-    if kind not in KINDS:
-        raise ConfigError(f"{where}.kind: expected one of {', '.join(KINDS)}, got {kind!r}.")
-    if kind == "openai" and not table.get("base_url"):
-        raise ConfigError(f"{where}.base_url is missing (e.g. https://api.deepseek.com).")
-    if kind in IN_PROCESS_KINDS and not table.get("model_path"):
-        raise ConfigError(f"{where}.model_path is missing: the model file or folder to load.")
-    profile = _profile(name, kind, table, profiles)
+    """The router's view of one backend, with its profile and window."""
+    profile = find_profile(name, settings, profiles)
     context = profile.context
-    if kind == "llama_cpp":
-        context = int(table.get("n_ctx", min(profile.context, DEFAULT_LOCAL_CTX)))
-    if "context" in table:
-        context = int(table["context"])
-    if context <= 0:
-        raise ConfigError(f"{where}: the context must be a positive number of tokens.")
     missing = None
-    if kind in IN_PROCESS_KINDS:
-        missing = _missing_model(str(kind), table["model_path"])
+    if isinstance(settings, LlamaCppSettings):
+        context = settings.n_ctx or min(profile.context, DEFAULT_LOCAL_CTX)
+    elif isinstance(settings, MlxSettings):
+        context = settings.n_ctx or profile.context
+    if settings.context is not None:
+        context = settings.context
+    if not isinstance(settings, OpenAISettings):
+        missing = _missing_model(settings.kind, settings.model_path)
     spec = BackendSpec(
         name=name,
-        kind=str(kind),
+        kind=settings.kind,
         profile=profile.id,
         tier=profile.tier,
         context=context,
-        base_url=str(table["base_url"]) if kind == "openai" else None,
+        base_url=settings.base_url if isinstance(settings, OpenAISettings) else None,
         unavailable=missing,
     )
-    return ResolvedBackend(spec, profile, table)
+    return ResolvedBackend(spec, profile, settings)
 
 
 def _missing_model(kind: str, value: Any) -> str | None:
@@ -96,27 +95,25 @@ def _missing_model(kind: str, value: Any) -> str | None:
     return f"its {what} {path} does not exist"
 
 
-def _profile(
-    name: str, kind: str, table: Mapping[str, Any], profiles: Mapping[str, Profile]
-) -> Profile:
-    pid = table.get("profile")
+def find_profile(name: str, settings: BackendSettings, profiles: Mapping[str, Profile]) -> Profile:
+    """The backend's profile: the one it names (``ValueError`` if unknown), else its
+    ``model`` id's, else a profile of its own with an unknown price (never $0 on an API)."""
+    pid = settings.profile
     if pid is not None:
         if pid not in profiles:
-            raise ConfigError(
+            raise ValueError(
                 f"backends.{name}.profile = {pid!r} is not a known profile "
-                f'({", ".join(sorted(profiles))}); add [profiles."{pid}"] to the config.'
+                f'({", ".join(sorted(profiles))}); add [profiles."{pid}"] to define it.'
             )
-        return profiles[str(pid)]
-    model = table.get("model")
-    if isinstance(model, str) and model in profiles:
+        return profiles[pid]
+    model = settings.model if isinstance(settings, OpenAISettings) else None
+    if model is not None and model in profiles:
         return profiles[model]
-    # An unknown model: its own profile with an unknown price (never $0 on an API).
-    if kind in IN_PROCESS_KINDS:
-        raw = {"family": "gguf" if kind == "llama_cpp" else "generic", "tier": "local"}
+    if settings.in_process:
+        raw = {"family": "gguf" if settings.kind == "llama_cpp" else "generic", "tier": "local"}
     else:
         raw = {"family": "generic", "tier": "flash"}
-    pid = str(model or name)
-    return profile_from_mapping(pid, raw)
+    return profile_from_mapping(str(model or name), raw)
 
 
 def install_user_id(data_dir: Path) -> str:
@@ -139,12 +136,12 @@ class BackendPool:
 
     def __init__(
         self,
-        tables: Mapping[str, Mapping[str, Any]],
+        backends: Mapping[str, BackendSettings],
         profiles: Mapping[str, Profile],
         *,
         data_dir: Path,
     ) -> None:
-        self.resolved = {name: resolve(name, t, profiles) for name, t in tables.items()}
+        self.resolved = {name: resolve(name, b, profiles) for name, b in backends.items()}
         self.data_dir = data_dir
         self._built: dict[str, Backend] = {}
         self._lock = threading.Lock()
@@ -175,30 +172,22 @@ class BackendPool:
             backend.close()
 
     def _build(self, r: ResolvedBackend, renderer_version: str) -> Backend:
-        t = r.table
-        if r.spec.kind == "openai":
-            from backends.remote.openai_compat import OpenAIBackend, OpenAIConfig
-            from backends.retry import RetryPolicy
+        settings = r.settings
+        if isinstance(settings, OpenAISettings):
+            from backends.remote.openai_compat import OpenAIBackend
 
-            try:
-                config = OpenAIConfig.from_mapping(
-                    r.spec.name, t, user_id=install_user_id(self.data_dir)
-                )
-            except ValueError as exc:
-                raise ConfigError(str(exc)) from exc
-            return OpenAIBackend(config, retry=RetryPolicy(max_tries=1))
-        budget = int(float(t.get("kv_budget_gb", DEFAULT_KV_BUDGET_GB)) * (1 << 30))
+            return OpenAIBackend(r.spec.name, settings, user_id=install_user_id(self.data_dir))
         from backends.local.kv_store import KVStore
 
-        store = KVStore(self.data_dir / "kv", budget)
-        path = Path(str(t["model_path"])).expanduser()
-        if r.spec.kind == "llama_cpp":
+        store = KVStore(self.data_dir / "kv", int(settings.kv_budget_gb * (1 << 30)))
+        path = Path(str(settings.model_path)).expanduser()
+        if isinstance(settings, LlamaCppSettings):
             from backends.local.llama_cpp import LlamaCppBackend
 
             return LlamaCppBackend(
                 path,
                 n_ctx=r.spec.context,
-                n_threads=t.get("n_threads"),
+                n_threads=settings.n_threads,
                 store=store,
                 renderer_version=renderer_version or "lectern",
             )
@@ -207,7 +196,7 @@ class BackendPool:
         return MlxBackend(
             path,
             store=store,
-            context_window=int(t["context"]) if "context" in t else None,
+            context_window=settings.context or settings.n_ctx,
             renderer_version=renderer_version or "lectern",
         )
 

@@ -28,9 +28,18 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from backends.base import BackendError
+from backends.settings import IN_PROCESS_KINDS, KINDS
 
-IN_PROCESS_KINDS = ("llama_cpp", "mlx")
-KINDS = ("openai", *IN_PROCESS_KINDS)
+__all__ = [
+    "IN_PROCESS_KINDS",
+    "KINDS",
+    "BackendSpec",
+    "Fit",
+    "RefusedError",
+    "Route",
+    "Router",
+    "RouterSettings",
+]
 
 
 class RefusedError(BackendError):

@@ -11,32 +11,28 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Mapping
-from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from app.commands.common import (
+    EXIT_STOPPED,
     CommandError,
+    ProgressPrinter,
     add_document_args,
-    add_paths,
     ask_user,
-    confirm_factory,
     dumps,
-    load_wiring,
     note,
-    open_session,
+    open_workspace,
+    run_job,
 )
 
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from app.core.ask.cascade import Cascade
     from app.core.ask.types import CascadeEvent, Outcome, Plan
-    from app.core.session import Session
+    from app.core.workspace import Workspace
 
 EXIT_FAILED = 1
 EXIT_REFUSED = 3
-EXIT_INTERRUPTED = 130
 
 
 def register(subparsers: Any) -> None:
@@ -59,94 +55,116 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from app.core.ask.cascade import Cascade
-    from app.core.ask.types import BudgetExceededError
-    from app.core.session.store import Store, StoreError
-    from backends.base import BackendError, ThinkingMode
-    from backends.router import RefusedError
+    from backends.base import ThinkingMode
 
-    wiring = load_wiring(args)
+    ws = open_workspace(args)
     try:
-        store = Store()
-    except StoreError as exc:
-        raise CommandError(str(exc)) from None
-    session: Session | None = None
-    switched_from: ThinkingMode | None = None  # the mode before this command's --mode
-    try:
-        session = open_session(store, args, wiring)
-        note(f"Session: {session.name} ({session.mode.value})")
-        cascade = Cascade(session, wiring.pool, wiring.router, wiring.settings, wiring.profiles)
-        add_paths(
-            session,
-            args.paths,
-            local_only=args.local_only,
-            size_limit=wiring.ingest_size_limit,
-        )
-        if not session.rendered_documents():
-            raise CommandError("No documents to ask about: give files or folders.", 2)
-        if args.mode and ThinkingMode(args.mode) is not session.mode:
-            previous = session.mode
-            _change_mode(cascade, session, ThinkingMode(args.mode), args)
-            switched_from = previous
-        plan = cascade.plan(args.question, forced=args.backend, review=args.review or None)
+        wanted = ThinkingMode(args.mode) if args.mode else None
+        session = ws.open_or_create(args.session, wanted)
+        name = session.name
+        note(f"Session: {name} ({session.mode.value})")
+        if args.paths:
+            _add(ws, name, args)
+        mode = None
+        if wanted is not None and wanted is not session.mode:
+            mode = _confirm_mode(ws, name, session.mode, wanted, args)
+        plan = _planned(ws, name, args, mode)
         _show_plan(plan)
+        accepted = True
+        if plan.budget is not None:
+            accepted = ask_user(plan.budget.text + " Continue?", args.yes)
+            if not accepted:
+                stays = f" The session stays in {session.mode.value} mode." if mode else ""
+                raise CommandError(
+                    plan.budget.text + " Nothing was sent. Raise the cap (--budget-message/"
+                    "--budget-session or [budget] in the config), or accept it (--yes)." + stays,
+                    EXIT_REFUSED,
+                )
         console = _console()
-        sink = _Printer(console, quiet=args.json)
-        try:
-            outcome = cascade.run(plan, sink, confirm_factory(args))
-        except KeyboardInterrupt:
-            note(
-                f"Stopped. The question and the text so far are saved in session {session.name!r}."
-            )
-            return EXIT_INTERRUPTED
-        sink.close()
-        return _report(outcome, session, args, console)
-    except RefusedError as exc:
-        raise CommandError(exc.message + _undo_mode(session, switched_from), EXIT_REFUSED) from None
-    except BudgetExceededError as exc:
-        raise CommandError(str(exc) + _undo_mode(session, switched_from), EXIT_REFUSED) from None
-    except BackendError as exc:  # e.g. a local model that cannot load while rendering
-        raise CommandError(exc.message) from None
+        printer = _Printer(console, quiet=args.json)
+        outcome, stopped = run_job(
+            "ask",
+            lambda cancel: ws.ask(name, plan, sink=printer, cancel=cancel, over_budget_ok=accepted),
+            on_stop="Stopping...",
+        )
+        printer.close()
+        assert outcome is not None
+        code = _report(outcome, ws, args, console)
+        if stopped:
+            note(f"Stopped. The question and the text so far are saved in session {name!r}.")
+            return EXIT_STOPPED
+        return code
     finally:
-        wiring.close()
-        store.close()
+        ws.close()
 
 
-def _undo_mode(session: Session | None, switched_from: Any) -> str:
-    """Switch back a mode this command changed for a question that was then not sent
-    (refused before anything was written): nothing is left changed. Both switches stay
-    in the log. Returns what to tell the user."""
-    if session is None or switched_from is None:
-        return ""
-    session.set_mode(
-        switched_from, reread_quote={"undone": "the question it was made for was not sent"}
-    )
-    return f" The session stays in {switched_from.value} mode."
+def _add(ws: Workspace, name: str, args: argparse.Namespace) -> None:
+    bars = ProgressPrinter()
+    try:
+        added, _ = run_job(
+            "read",
+            lambda cancel: ws.add_paths(
+                name,
+                args.paths,
+                local_only=args.local_only,
+                force=args.force,
+                sink=bars,
+                cancel=cancel,
+            ),
+        )
+    finally:
+        bars.close()
+    assert added is not None
+    report = added.report
+    if added.nothing_new and not report.problems:
+        note(f"All {added.unchanged_files} files are unchanged since the session read them.")
+        return
+    parts = [f"{len(report.added)} new", f"{report.tokens:,} tokens"]
+    if report.reread:
+        parts.insert(1, f"{len(report.reread)} changed and re-read")
+    if report.unchanged or added.unchanged_files:
+        parts.append(f"{len(report.unchanged) + added.unchanged_files} unchanged")
+    note("Read " + ", ".join(parts) + ".")
+    for path, reason in report.problems:
+        hint = " (--force PATH reads it anyway)" if path in added.forceable else ""
+        note(f"  skipped {path}: {reason}{hint}")
+    for path, same in report.duplicates:
+        note(f"  {path} has the same bytes as {same}: counted once")
 
 
-def _change_mode(cascade: Cascade, session: Session, mode: Any, args: argparse.Namespace) -> None:
-    from app.core.pricing import format_money
+def _planned(ws: Workspace, name: str, args: argparse.Namespace, mode: Any) -> Plan:
+    from app.core.workspace import WorkspaceError
 
-    quote = cascade.mode_change_quote(mode, args.question)
+    try:
+        return ws.plan(
+            name, args.question, backend=args.backend, mode=mode, review=args.review or None
+        )
+    except WorkspaceError as exc:
+        raise CommandError(exc.message, exc.code) from None
+
+
+def _confirm_mode(
+    ws: Workspace, name: str, current: Any, mode: Any, args: argparse.Namespace
+) -> Any:
+    """Ask before switching the session's mode (the corpus is read again); the switch
+    is made with the question, so a question that is not sent leaves it as it was."""
+    from app.core.workspace import WorkspaceError
+
+    try:
+        quote = ws.mode_change_quote(name, mode, args.question)
+    except WorkspaceError as exc:
+        raise CommandError(exc.message, exc.code) from None
     asked = (
-        f"Session {session.name!r} is in {session.mode.value} mode; switching to {mode.value} "
+        f"Session {name!r} is in {current.value} mode; switching to {mode.value} "
         f"changes the prompt from its first tokens: {quote.note}."
     )
     if not ask_user(asked + " Switch?", args.yes):
         raise CommandError(
-            f"Mode unchanged: the session stays in {session.mode.value} mode. Ask without "
+            f"Mode unchanged: the session stays in {current.value} mode. Ask without "
             "--mode, or confirm with --yes.",
             EXIT_REFUSED,
         )
-    session.set_mode(
-        mode,
-        reread_quote={
-            "prompt_tokens": quote.new.prompt_tokens,
-            "reread_tokens": quote.new.expected_miss,
-            "extra_cost_usd": str(quote.extra_cost) if quote.extra_cost is not None else None,
-            "shown": format_money(quote.extra_cost),
-        },
-    )
+    return mode
 
 
 def _show_plan(plan: Plan) -> None:
@@ -162,7 +180,9 @@ def _show_plan(plan: Plan) -> None:
     ]
     if draft is not None and draft.line is not None and not draft.line.local:
         parts.append(f"≥{draft.cache_hit:,} expected cached")
-    parts.append(f"expected {format_money(plan.expected_usd)}")
+    parts.append(
+        f"expected {format_money(plan.expected_usd)}, at most {format_money(plan.worst_usd)}"
+    )
     if plan.priming is not None:
         parts.append("includes a cache-priming request")
     note("; ".join(parts) + ".")
@@ -175,15 +195,22 @@ class _Printer:
         self.console = console
         self.quiet = quiet
         self.state = ""  # "", reasoning, text
+        self.bars = ProgressPrinter()  # a local prefill
 
     def __call__(self, event: CascadeEvent) -> None:
-        from app.core.ask.types import (
+        from app.core.events import (
             AnswerEnded,
             AnswerStarted,
+            Progress,
             ReasoningChunk,
             Status,
             TextChunk,
         )
+
+        if isinstance(event, Progress):
+            self.bars(event)
+            return
+        self.bars.close()
 
         if isinstance(event, Status):
             self._break()
@@ -215,7 +242,7 @@ class _Printer:
             self.state = "text"
         elif isinstance(event, AnswerEnded):
             self._break()
-            if event.status != "complete":
+            if event.status not in ("complete", "stopped"):
                 note(f"The {event.role} {event.status}: {event.error or 'no text'}")
 
     def _break(self) -> None:
@@ -224,6 +251,7 @@ class _Printer:
         self.state = ""
 
     def close(self) -> None:
+        self.bars.close()
         self._break()
 
 
@@ -233,16 +261,17 @@ def _console() -> Console:
     return Console(soft_wrap=True, highlight=False)
 
 
-def _report(outcome: Outcome, session: Session, args: argparse.Namespace, console: Console) -> int:
+def _report(outcome: Outcome, ws: Workspace, args: argparse.Namespace, console: Console) -> int:
     from app.core.ask.meter import meter_line
 
+    session = ws.session(outcome.session_name)
     session_calls = [e.payload for e in session.events(("backend_call",))]
     line = meter_line(outcome.calls, session_calls)
     for text in outcome.notes:
         note(text)
     final = outcome.final
     if args.json:
-        print(dumps(_json(outcome, session)))
+        print(dumps(outcome.to_dict()))
     else:
         citations = final.citations
         if citations:
@@ -260,7 +289,7 @@ def _report(outcome: Outcome, session: Session, args: argparse.Namespace, consol
             extra = f"; {len(bad)} invalid citations in the correction" if bad else ""
             console.print(f"Review verdict: {verdict}{extra}", markup=False, highlight=False)
         console.print(line, markup=False, highlight=False)
-    if not outcome.ok:
+    if not outcome.ok and not outcome.stopped:
         note(
             f"lectern: {final.error or 'The model returned no answer.'} The question"
             + (" and the partial answer are" if final.text else " is")
@@ -268,73 +297,3 @@ def _report(outcome: Outcome, session: Session, args: argparse.Namespace, consol
         )
         return EXIT_FAILED
     return 0
-
-
-def _json(outcome: Outcome, session: Session) -> dict[str, Any]:
-    final = outcome.final
-    usage = outcome.usage
-    spend = outcome.session
-    out: dict[str, Any] = {
-        "answer": final.text,
-        "reasoning": final.reasoning,
-        "status": final.status,
-        "backend": final.backend,
-        "model": final.model,
-        "mode": final.mode,
-        "escalated": final.role == "escalation",
-        "usage": {
-            "prompt": usage.prompt if usage else 0,
-            "cache_hit": usage.cache_hit if usage else 0,
-            "cache_miss": usage.cache_miss if usage else 0,
-            "completion": usage.completion if usage else 0,
-            "reasoning": usage.reasoning if usage else 0,
-            "estimated": usage.estimated if usage else True,
-        },
-        "cost_usd": outcome.cost_usd,
-        "session_cost_usd": spend.total if not spend.unknown_calls else None,
-        "pro_share": spend.pro_share,
-        "citations": [_citation(c) for c in final.citations],
-        "session": session.name,
-        "question_id": outcome.question_id,
-        "calls": [_call(c) for c in outcome.calls],
-        "notes": list(outcome.notes),
-    }
-    if final.error:
-        out["error"] = final.error
-    if outcome.review is not None:
-        r = outcome.review
-        out["review"] = {
-            "status": r.get("status"),
-            "backend": r.get("backend"),
-            "model": r.get("model"),
-            "verdict": r.get("verdict"),
-            "corrected": r.get("corrected"),
-            "text": r.get("text"),
-            "usage": r.get("usage"),
-            "cost_usd": Decimal(r["cost_usd"]) if r.get("cost_usd") else None,
-            "citations": [_citation(c) for c in r.get("citations", [])],
-        }
-    return out
-
-
-def _citation(c: Mapping[str, Any]) -> dict[str, Any]:
-    keep = (
-        "raw",
-        "path",
-        "resolved_path",
-        "kind",
-        "start",
-        "end",
-        "quote",
-        "valid",
-        "place_exists",
-        "reason",
-    )
-    return {k: c.get(k) for k in keep}
-
-
-def _call(c: Mapping[str, Any]) -> dict[str, Any]:
-    keep = ("purpose", "backend", "model", "tier", "status", "usage", "latency_s", "error")
-    out = {k: c.get(k) for k in keep}
-    out["cost_usd"] = Decimal(c["cost_usd"]) if c.get("cost_usd") is not None else None
-    return out

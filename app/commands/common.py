@@ -1,28 +1,32 @@
-"""What ``lectern ask`` and ``lectern quote`` share: config, session, documents.
+"""What the subcommands share: arguments, the workspace, prompts, progress, JSON.
 
-The config comes from ``app.core.config.load_config`` (the one reader) and is
-wired by ``app.core.wiring.wire``; command-line flags only override it.
-Progress and notes go to stderr; only answers (and ``--json``) go to stdout,
-so ``lectern ask ... > answer.md`` captures just the answer.
+The work is the workspace's (``app.core.workspace``); this module only turns
+flags into its calls and its events into terminal output. Progress and notes
+go to stderr; only answers (and ``--json``) go to stdout, so
+``lectern ask ... > answer.md`` captures just the answer. A job runs on a
+worker thread while the main thread waits, so Ctrl-C stops it at once (the
+text so far is kept).
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import datetime as dt
 import json
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from decimal import Decimal
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from app.core.ask.types import BudgetQuestion
-from app.core.session import AddReport, Session
-from app.core.session.store import Store
-from app.core.wiring import Wiring, demo_note, wire
 from backends.base import ThinkingMode
+
+if TYPE_CHECKING:
+    from app.core.events import Event
+    from app.core.workspace import Workspace
+    from app.core.workspace.jobs import Outcome
+    from backends.base import CancelToken
+
+T = TypeVar("T", bound="Outcome")
+EXIT_STOPPED = 130
 
 
 class CommandError(Exception):
@@ -51,119 +55,69 @@ def add_document_args(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="tag the documents read now as local-only (never sent off this machine)",
     )
+    parser.add_argument(
+        "--force",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="read a file that would be skipped (path or glob; repeatable)",
+    )
     parser.add_argument("--max-tokens", type=int, metavar="N", help="output cap per call")
     parser.add_argument("--budget-message", metavar="USD", help="cost cap for this question")
     parser.add_argument("--budget-session", metavar="USD", help="cost cap for the session")
     parser.add_argument("--yes", action="store_true", help="accept budget and mode prompts")
 
 
-def load_wiring(args: argparse.Namespace) -> Wiring:
-    """The config file's parts (the demo, with a note, when no backend is configured)."""
-    from app.core.config import ConfigError, config_path, load_config
+def open_workspace(args: argparse.Namespace) -> Workspace:
+    """The workspace for this command (the demo, with a note, when nothing is configured)."""
+    from app.core.workspace import Workspace, WorkspaceError
 
     max_tokens = getattr(args, "max_tokens", None)
     if max_tokens is not None and max_tokens < 1:
         raise CommandError(f"--max-tokens {max_tokens}: give a number of tokens >= 1.", 2)
+    overrides = {
+        "review": getattr(args, "review", False),
+        "max_tokens": max_tokens,
+        "budget_message": getattr(args, "budget_message", None),
+        "budget_session": getattr(args, "budget_session", None),
+    }
     try:
-        config = load_config()
-        if config.demo:
-            note(demo_note(config, config_path()))
-        overrides = {
-            "review": getattr(args, "review", False),
-            "max_tokens": getattr(args, "max_tokens", None),
-            "budget_message": getattr(args, "budget_message", None),
-            "budget_session": getattr(args, "budget_session", None),
-        }
-        return wire(config, offline=bool(getattr(args, "offline", False)), overrides=overrides)
-    except ConfigError as exc:
-        raise CommandError(str(exc), 2) from None
+        ws = Workspace.open(offline=bool(getattr(args, "offline", False)), overrides=overrides)
+    except WorkspaceError as exc:
+        raise CommandError(exc.message, exc.code) from None
+    demo = ws.demo_note()
+    if demo:
+        note(demo)
+    return ws
 
 
-def open_session(store: Store, args: argparse.Namespace, wiring: Wiring) -> Session:
-    """The named session (created in the requested or default mode), or a new one."""
-    mode = ThinkingMode(args.mode) if args.mode else wiring.default_mode
-    if args.session:
-        return Session.open(store, args.session, mode=mode)
-    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    name = f"ask-{stamp}"
-    n = 2
-    while store.get_session(name) is not None:
-        name = f"ask-{stamp}-{n}"
-        n += 1
-    return Session.open(store, name, mode=mode)
+def run_job(
+    name: str, work: Callable[[CancelToken], T], *, on_stop: str = "Stopped."
+) -> tuple[T | None, bool]:
+    """Run ``work`` on a worker thread; Ctrl-C cancels it. Returns (outcome or None if
+    the job failed with a ``WorkspaceError``, stopped)."""
+    from app.core.workspace import Job, WorkspaceError
 
-
-def add_paths(
-    session: Session,
-    paths: Sequence[str],
-    *,
-    local_only: bool,
-    size_limit: int | None = None,
-) -> AddReport | None:
-    """Read ``paths`` into the session: only files that are new or changed on disk
-    (size and mtime, then sha256) are extracted again. ``size_limit``: bytes over
-    which text files are skipped (``[ingest] max_file_mb``; None: ingestion's default)."""
-    if not paths:
-        return None
-    from app.core.ingest.pipeline import IngestOptions, ingest
-    from app.core.ingest.walk import walk
-
-    base = IngestOptions() if size_limit is None else IngestOptions(size_limit=size_limit)
-    known = [d for d in session.documents() if d.status == "active"]
-    progress = _progress_printer()
-    if not known:
-        result = ingest(list(paths), options=base, progress=progress)
-    else:
-        walked = walk(list(paths))
-        unchanged = session.unchanged_sources(c.source for c in walked.files)
-        todo = [c for c in walked.files if str(c.source.resolve()) not in unchanged]
-        if not todo:
-            note(f"All {len(walked.files)} files are unchanged since the session read them.")
-            return None
-        result = ingest(
-            [str(c.source) for c in todo],
-            options=dataclasses.replace(
-                base, force=frozenset(str(c.source) for c in todo if c.forced)
-            ),
-            progress=progress,
-        )
-        shown = {str(c.source.resolve()): c.path for c in todo}
-        result.documents = [
-            d
-            if shown.get(str(Path(d.source).resolve()), d.path) == d.path
-            else dataclasses.replace(
-                d, path=shown[str(Path(d.source).resolve())], block_tokens=None
-            )
-            for d in result.documents
-        ]
-        result.problems[:0] = walked.problems
-    _end_progress()
-    if result.cancelled:
-        raise CommandError("Reading the documents was cancelled; nothing was added.", 130)
-    report = session.add_ingested(result, local_only=local_only)
-    parts = [f"{len(report.added)} new", f"{report.tokens:,} tokens"]
-    if report.reread:
-        parts.insert(1, f"{len(report.reread)} changed and re-read")
-    if report.unchanged:
-        parts.append(f"{len(report.unchanged)} unchanged")
-    note("Read " + ", ".join(parts) + ".")
-    for path, reason in report.problems:
-        note(f"  skipped {path}: {reason}")
-    for path, same in report.duplicates:
-        note(f"  {path} has the same bytes as {same}: counted once")
-    return report
-
-
-def confirm_factory(args: argparse.Namespace) -> Callable[[BudgetQuestion], bool]:
-    """Budget prompts: --yes accepts; a terminal asks; anything else refuses."""
-
-    def confirm(question: BudgetQuestion) -> bool:
-        return ask_user(question.text + " Continue?", args.yes)
-
-    return confirm
+    job: Job[T] = Job.start(name, work, lambda _e: None)
+    stopped = False
+    while True:
+        try:
+            if job.wait(0.1):
+                break
+        except KeyboardInterrupt:
+            if stopped:  # a second Ctrl-C: leave now (the log has everything so far)
+                raise
+            stopped = True
+            job.cancel()
+            note(on_stop)
+    try:
+        return job.result(), stopped
+    except WorkspaceError as exc:
+        raise CommandError(exc.message, exc.code) from None
 
 
 def ask_user(prompt: str, yes: bool) -> bool:
+    """--yes accepts; a terminal asks (on stderr); anything else refuses."""
     if yes:
         note(prompt + " (yes: --yes)")
         return True
@@ -182,24 +136,65 @@ def note(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
-def _progress_printer() -> Callable[[Any], None] | None:
-    if not sys.stderr.isatty():
-        return None
+class ProgressPrinter:
+    """Progress events as rich bars on stderr (a terminal only): reading files, a local
+    prefill, saving or restoring a prefix state. Thread-safe: called on the job's thread."""
 
-    def show(p: Any) -> None:
-        print(
-            f"\rReading {p.files_done}/{p.files_total} files, {p.tokens:,} tokens",
-            end="",
-            file=sys.stderr,
-            flush=True,
+    def __init__(self) -> None:
+        self._bar: Any = None
+        self._tasks: dict[str, Any] = {}
+
+    def __call__(self, event: Event) -> None:
+        from app.core.events import Progress
+
+        if not isinstance(event, Progress) or not sys.stderr.isatty():
+            return
+        if self._bar is None:
+            from rich.console import Console
+            from rich.progress import BarColumn, TextColumn, TimeRemainingColumn
+            from rich.progress import Progress as Bar
+
+            self._bar = Bar(
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                TextColumn("{task.completed:,}/{task.total:,} {task.fields[unit]}"),
+                TextColumn("{task.fields[extra]}"),
+                TimeRemainingColumn(),
+                TextColumn("{task.fields[current]}", style="dim", markup=False),
+                console=Console(stderr=True),
+                transient=True,
+            )
+            self._bar.start()
+        titles = {
+            "ingest": "Reading",
+            "prefill": "Reading the prompt",
+            "save_state": "Saving state",
+            "restore_state": "Restoring state",
+        }
+        task = self._tasks.get(event.phase)
+        extra = f"{event.tokens:,} tokens" if event.phase == "ingest" else ""
+        if task is None:
+            task = self._bar.add_task(
+                titles.get(event.phase, event.phase),
+                total=event.total,
+                unit=event.unit,
+                extra=extra,
+                current="",
+            )
+            self._tasks[event.phase] = task
+        self._bar.update(
+            task,
+            completed=event.done,
+            total=event.total,
+            extra=extra,
+            current=event.current[-50:],
         )
 
-    return show
-
-
-def _end_progress() -> None:
-    if sys.stderr.isatty():
-        print("\r\033[K", end="", file=sys.stderr, flush=True)
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None
+            self._tasks.clear()
 
 
 def dumps(data: Mapping[str, Any]) -> str:

@@ -21,17 +21,17 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from app.core.session.export import export_json, export_markdown
-    from app.core.session import Session, SessionError
-    from app.core.session.store import Store, StoreError
+    from app.core.workspace import Workspace, WorkspaceError
 
     try:
-        store = Store()
-        session = Session.open(store, args.name, create=False)
-        text = export_json(session) if args.format == "json" else export_markdown(session)
-    except (StoreError, SessionError) as exc:
-        print(f"lectern: {exc}", file=sys.stderr)
-        return 1
+        ws = Workspace.open()
+        try:
+            text = ws.export(args.name, args.format)
+        finally:
+            ws.close()
+    except WorkspaceError as exc:
+        print(f"lectern: {exc.message}", file=sys.stderr)
+        return exc.code
     if args.output is None:
         sys.stdout.write(text)
         return 0

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from app.core.ingest.model import IngestResult, Progress
+    from app.core.ingest.model import IngestResult
 
 WINDOW = 1_048_576  # DeepSeek V4 context, tokens
 
@@ -47,9 +47,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument(
         "--max-size",
         type=float,
-        default=20.0,
+        default=None,
         metavar="MB",
-        help="skip text files larger than this (default: 20)",
+        help="skip text files larger than this (default: [ingest] max_file_mb, else 20)",
     )
     parser.add_argument(
         "--ignore",
@@ -63,7 +63,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.max_size <= 0:
+    if args.max_size is not None and args.max_size <= 0:
         print("lectern ingest: --max-size must be a positive number of MB", file=sys.stderr)
         return 2
     if args.corpus_out is not None and not args.corpus_out.parent.is_dir():
@@ -73,19 +73,39 @@ def run(args: argparse.Namespace) -> int:
         )
         return 2
 
-    from app.core.ingest.pipeline import IngestOptions, ingest
+    from app.commands.common import CommandError, ProgressPrinter, run_job
+    from app.core.workspace import Workspace, WorkspaceError
 
-    options = IngestOptions(
-        size_limit=int(args.max_size * 1_000_000),
-        force=frozenset(args.force),
-        extra_ignore=tuple(args.ignore),
-        follow_symlinks=args.follow_symlinks,
-    )
-    interactive = not args.json and sys.stderr.isatty()
-    if interactive:
-        result = _with_progress_bar(args.paths, options, ingest)
-    else:
-        result = ingest(args.paths, options=options)
+    bars = ProgressPrinter() if not args.json else None
+    try:
+        ws = Workspace.open()
+    except WorkspaceError as exc:
+        print(f"lectern ingest: {exc.message}", file=sys.stderr)
+        return exc.code
+    try:
+        read, _ = run_job(
+            "read",
+            lambda cancel: _Read(
+                ws.read(
+                    args.paths,
+                    force=args.force,
+                    ignore_rules=args.ignore,
+                    follow_symlinks=args.follow_symlinks,
+                    size_limit=int(args.max_size * 1_000_000) if args.max_size else None,
+                    sink=bars or (lambda _e: None),
+                    cancel=cancel,
+                )
+            ),
+        )
+    except CommandError as exc:
+        print(f"lectern ingest: {exc.message}", file=sys.stderr)
+        return exc.code
+    finally:
+        if bars is not None:
+            bars.close()
+        ws.close()
+    assert read is not None
+    result = read.result
 
     from app.core.prompt.corpus import CorpusBlock, corpus_tokens
 
@@ -107,35 +127,14 @@ def run(args: argparse.Namespace) -> int:
     return 0 if result.documents else 1
 
 
-def _with_progress_bar(paths: list[str], options: Any, ingest: Any) -> IngestResult:
-    from rich.console import Console
-    from rich.progress import BarColumn, TextColumn, TimeRemainingColumn
-    from rich.progress import Progress as Bar
+class _Read:
+    """An ingest result as a job outcome."""
 
-    console = Console(stderr=True)
-    with Bar(
-        TextColumn("[bold]Reading"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total} files"),
-        TextColumn("{task.fields[tokens]:,} tokens"),
-        TimeRemainingColumn(),
-        TextColumn("{task.fields[current]}", style="dim", markup=False),  # a path, not markup
-        console=console,
-        transient=True,
-    ) as bar:
-        task = bar.add_task("ingest", total=None, tokens=0, current="")
+    def __init__(self, result: IngestResult) -> None:
+        self.result = result
 
-        def on_progress(p: Progress) -> None:
-            bar.update(
-                task,
-                completed=p.files_done,
-                total=p.files_total,
-                tokens=p.tokens,
-                current=p.current[-50:],
-            )
-
-        result: IngestResult = ingest(paths, options=options, progress=on_progress)
-    return result
+    def to_dict(self) -> dict[str, Any]:
+        return _as_json(self.result, 0)
 
 
 def _as_json(result: IngestResult, total: int) -> dict[str, Any]:

@@ -15,22 +15,33 @@ def register(subparsers: Any) -> None:
         description="List sessions: name, documents, tokens, questions, spend, last used.",
     )
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument(
+        "--rename", nargs=2, metavar=("NAME", "NEW"), help="rename session NAME to NEW"
+    )
+    parser.add_argument("--delete", metavar="NAME", help="delete a session and its whole log")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from app.core.session import list_sessions
-    from app.core.session.store import Store, StoreError
+    from app.core.workspace import Workspace, WorkspaceError
 
     try:
-        store = Store()
-    except StoreError as exc:
-        print(f"lectern: {exc}", file=sys.stderr)
-        return 1
-    try:
-        rows = list_sessions(store)
-    finally:
-        store.close()
+        ws = Workspace.open()
+        try:
+            if args.rename:
+                ws.rename_session(*args.rename)
+                print(f"Renamed {args.rename[0]!r} to {args.rename[1]!r}.", file=sys.stderr)
+                return 0
+            if args.delete:
+                ws.delete_session(args.delete)
+                print(f"Deleted session {args.delete!r}.", file=sys.stderr)
+                return 0
+            rows = ws.sessions()
+        finally:
+            ws.close()
+    except WorkspaceError as exc:
+        print(f"lectern: {exc.message}", file=sys.stderr)
+        return exc.code
     if args.json:
         out = [
             {

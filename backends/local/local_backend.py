@@ -26,6 +26,7 @@ from backends.base import (
     Request,
     TextDelta,
     ThinkingMode,
+    WorkProgress,
 )
 from backends.local.engine_thread import EngineThread, JobContext
 from backends.local.kv_store import KVStore, PrefixKey
@@ -203,11 +204,16 @@ class LocalBackend(Backend, ABC, Generic[C, E]):
 
     def stream(self, request: Request) -> Iterator[Event]:
         thread = self._engine()
-        progress = self._prefill_progress
+        listener = self._prefill_progress
 
         def job(engine: E, ctx: JobContext[Event]) -> None:
             def stop() -> bool:
                 return request.cancel.cancelled or ctx.abandoned
+
+            def progress(done: int, total: int) -> None:
+                ctx.emit(WorkProgress("prefill", done, total))
+                if listener is not None:
+                    listener(done, total)
 
             def on_stats(stats: RequestStats) -> None:
                 self._last_stats = stats

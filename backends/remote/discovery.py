@@ -36,7 +36,7 @@ _OWNERS = {"vllm": "vllm", "llamacpp": "llama.cpp server", "ollama": "ollama", "
 @dataclass(frozen=True)
 class Endpoint:
     kind: str  # best guess at the server software
-    base_url: str  # what OpenAIConfig.base_url takes
+    base_url: str  # what OpenAISettings.base_url takes
     models: tuple[str, ...]
     needs_key: bool = False  # answered 401/403: configure an API key to list models
 

@@ -11,16 +11,20 @@ mlx_lm's servers and gateways. What differs is the *flavour*:
 * ``generic``: no thinking fields (``extra_body`` in the config can add any).
 
 Reasoning is read from ``delta.reasoning_content`` or ``delta.reasoning``. Usage
-is read to ``[DONE]``; when a server sends none, the backend yields an
-*estimated* ``Usage`` counted with the V4 tokenizer over the message texts and
-the streamed text (``estimated=True``, no cache split). Cancelled or
-interrupted streams yield no ``Usage``: the session layer estimates those.
+is read to ``[DONE]``; when a server sends none (or the stream is cancelled or
+cut), the backend yields no ``Usage``: the caller estimates it from the prompt
+as it rendered it, chat template included, and marks it estimated.
 
 A stream that ends without a finish reason raises ``Interrupted`` after the
-partial text was yielded (the SDK ends such a stream quietly). Retries
-(``backends/retry.py``) happen only before the first streamed token; the SDK's
-own retries are off. Cancellation is checked between chunks, and a watcher
-shuts the socket down so a cancel also ends a wait for the next chunk.
+partial text was yielded (the SDK ends such a stream quietly). One request is
+one attempt: the caller retries (``app.core.ask.call``) and records every try;
+the SDK's own retries are off.
+
+Cancel ends a request within a tenth of a second in every phase: the request
+is opened on a short-lived thread while the caller waits on the cancel token
+(a server can hold the response headers back for minutes), and once the
+stream is open a watcher shuts its socket down, ending a wait for the next
+chunk.
 """
 
 from __future__ import annotations
@@ -33,9 +37,9 @@ import re
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from backends import secrets
@@ -62,15 +66,14 @@ from backends.base import (
     Timeout,
     Usage,
 )
-from backends.retry import RetryPolicy
+from backends.settings import Flavour, OpenAISettings
 
 if TYPE_CHECKING:
     import openai
     from openai.types import CompletionUsage
 
-Flavour = Literal["deepseek", "vllm", "generic"]
-FLAVOURS: tuple[Flavour, ...] = ("deepseek", "vllm", "generic")
 DEFAULT_KEY_ENV = "DEEPSEEK_API_KEY"
+_CANCEL_POLL_S = 0.05  # how often a waiting thread looks at the cancel token
 INTERRUPTED_MESSAGE = (
     "The connection closed before the answer finished; the partial answer is kept. "
     "Retry to regenerate it."
@@ -108,51 +111,6 @@ def detect_flavour(base_url: str) -> Flavour:
 
 
 @dataclass(frozen=True)
-class OpenAIConfig:
-    """One ``[backends.NAME]`` table of kind ``openai``; ``api_key`` only for tests."""
-
-    name: str
-    base_url: str
-    model: str = ""
-    flavour: Flavour | None = None  # None: detected from base_url
-    api_key_env: str | None = None
-    api_key: str | None = field(default=None, repr=False)
-    needs_key: bool | None = None  # None: deepseek flavour or a non-loopback host
-    user_id: str | None = None
-    connect_timeout: float = 10.0
-    read_timeout: float = 120.0  # longest silence, before the first token and between chunks
-    max_tries: int = 5
-    extra_body: Mapping[str, Any] = field(default_factory=dict)
-
-    @classmethod
-    def from_mapping(
-        cls, name: str, raw: Mapping[str, Any], *, user_id: str | None = None
-    ) -> OpenAIConfig:
-        """Build from a config table (``base_url``, ``model``, ``flavour``, ``api_key_env``,
-        ``needs_key``, ``connect_timeout``, ``read_timeout``, ``max_tries``, ``extra_body``)."""
-        if "base_url" not in raw:
-            raise ValueError(
-                f"backends.{name}: base_url is missing (e.g. https://api.deepseek.com)"
-            )
-        flavour = raw.get("flavour")
-        if flavour is not None and flavour not in FLAVOURS:
-            raise ValueError(f"backends.{name}.flavour: {flavour!r} is not one of {FLAVOURS}")
-        return cls(
-            name=name,
-            base_url=str(raw["base_url"]),
-            model=str(raw.get("model", "")),
-            flavour=flavour,
-            api_key_env=raw.get("api_key_env"),
-            needs_key=raw.get("needs_key"),
-            user_id=user_id,
-            connect_timeout=float(raw.get("connect_timeout", 10.0)),
-            read_timeout=float(raw.get("read_timeout", 120.0)),
-            max_tries=int(raw.get("max_tries", 5)),
-            extra_body=dict(raw.get("extra_body", {})),
-        )
-
-
-@dataclass(frozen=True)
 class HealthReport:
     ok: bool
     message: str
@@ -164,21 +122,20 @@ class OpenAIBackend(Backend):
 
     def __init__(
         self,
-        config: OpenAIConfig,
+        name: str,
+        config: OpenAISettings,
         *,
-        retry: RetryPolicy | None = None,
-        count_tokens: Callable[[Sequence[str]], list[int]] | None = None,
-        on_retry: Callable[[int, BackendError, float], None] | None = None,
+        user_id: str | None = None,
+        api_key: str | None = None,
     ) -> None:
-        """``count_tokens`` counts texts for estimated usage (default: the V4
-        tokenizer); ``on_retry(attempt, error, delay)`` hears of every retry."""
+        """``name`` is the backend's name in the config (its keyring entry);
+        ``user_id`` is sent as DeepSeek's cache owner; ``api_key`` is for tests."""
         self.config = config
-        self.on_retry = on_retry
-        self.name = config.name
+        self.name = name
+        self.user_id = user_id
+        self._given_key = api_key
         self.host = host_of(config.base_url)
         self.flavour: Flavour = config.flavour or detect_flavour(config.base_url)
-        self.retry = retry or RetryPolicy(max_tries=config.max_tries)
-        self._count_tokens = count_tokens
         self._client: openai.OpenAI | None = None
         self._key: str | None = None
         self._lock = threading.Lock()
@@ -221,8 +178,8 @@ class OpenAIBackend(Backend):
     def _api_key(self) -> str | None:
         """The configured key. A backend that needs no key (a local server) reads
         only its environment variable, so it never wakes the OS keyring."""
-        if self.config.api_key:
-            return self.config.api_key
+        if self._given_key:
+            return self._given_key
         if not self.capabilities.needs_key:
             env = self.config.api_key_env
             return (os.environ.get(env, "").strip() or None) if env else None
@@ -271,8 +228,8 @@ class OpenAIBackend(Backend):
             extra["thinking"] = {"type": "enabled" if request.mode.thinking else "disabled"}
             if request.mode.thinking:
                 extra["reasoning_effort"] = request.mode.value
-            if self.config.user_id:
-                extra["user_id"] = self.config.user_id
+            if self.user_id:
+                extra["user_id"] = self.user_id
         elif self.flavour == "vllm":
             kwargs: dict[str, Any] = {"thinking": request.mode.thinking}
             if request.mode.thinking:
@@ -293,39 +250,18 @@ class OpenAIBackend(Backend):
         if request.cancel.cancelled:
             raise Cancelled("Cancelled before the request was sent.")
         client = self._get_client()
-        attempt = 0
-        while True:
-            progress = _Progress()
-            try:
-                yield from self._attempt(client, request, progress)
-                return
-            except BackendError as err:
-                if progress.streamed or isinstance(err, Cancelled):
-                    raise
-                wait = self.retry.delay(attempt, err)
-                if wait is None:
-                    raise
-                if self.on_retry is not None:
-                    self.on_retry(attempt, err, wait)
-                if request.cancel.wait(wait):
-                    raise Cancelled("Cancelled while waiting to retry.") from err
-                attempt += 1
-
-    def _attempt(
-        self, client: openai.OpenAI, request: Request, progress: _Progress
-    ) -> Iterator[Event]:
         import openai
 
+        progress = _Progress()
+        body = self.request_body(request)
         try:
-            response = client.chat.completions.create(**self.request_body(request))
+            response = _Opening(lambda: client.chat.completions.create(**body)).wait(request)
         except openai.OpenAIError as exc:
             raise self.map_error(exc, progress) from exc
         watcher = _CancelWatcher(request, response)
         finish: str | None = None
         model: str | None = None
         usage: Usage | None = None
-        reasoning: list[str] = []
-        text: list[str] = []
         try:
             for chunk in response:
                 if request.cancel.cancelled:
@@ -339,11 +275,9 @@ class OpenAIBackend(Backend):
                         thought = _reasoning_of(delta)
                         if thought:
                             progress.streamed = True
-                            reasoning.append(thought)
                             yield ReasoningDelta(thought)
                         if delta.content:
                             progress.streamed = True
-                            text.append(delta.content)
                             yield TextDelta(delta.content)
                     if choice.finish_reason:
                         finish = choice.finish_reason
@@ -358,8 +292,6 @@ class OpenAIBackend(Backend):
             raise Cancelled("Cancelled; the partial answer is kept.")
         if finish is None:
             raise Interrupted(INTERRUPTED_MESSAGE)
-        if usage is None:
-            usage = self._estimate(request, "".join(reasoning), "".join(text))
         if usage is not None:
             yield usage
         yield Finished(finish, model)
@@ -379,18 +311,6 @@ class OpenAIBackend(Backend):
         cdetails = raw.completion_tokens_details
         thought = cdetails.reasoning_tokens if cdetails and cdetails.reasoning_tokens else 0
         return Usage(prompt, hit, prompt - hit, completion, min(thought, completion))
-
-    def _estimate(self, request: Request, reasoning: str, text: str) -> Usage | None:
-        count = self._count_tokens
-        if count is None:
-            try:
-                from app.core.tokens import deepseek_v4
-            except ImportError:
-                return None
-            count = deepseek_v4().count_batch
-        counts = count([m.content for m in request.messages] + [reasoning, text])
-        prompt = sum(counts[:-2])
-        return Usage(prompt, 0, prompt, counts[-2] + counts[-1], counts[-2], estimated=True)
 
     # --- errors --------------------------------------------------------------------
 
@@ -543,6 +463,62 @@ def _retry_after(headers: Mapping[str, str]) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
+class _Opening:
+    """``create()`` on a short-lived thread, so that waiting for the response headers
+    can be cancelled: the SDK call blocks until the server answers, which a busy
+    server may put off for minutes. A response that arrives after the caller gave
+    up is closed at once."""
+
+    def __init__(self, create: Callable[[], Any]) -> None:
+        self._lock = threading.Lock()
+        self._done = threading.Event()
+        self._abandoned = False
+        self._response: Any = None
+        self._error: Exception | None = None
+        threading.Thread(target=self._run, args=(create,), daemon=True, name="lectern-open").start()
+
+    def _run(self, create: Callable[[], Any]) -> None:
+        try:
+            response = create()
+        except Exception as exc:  # handed to the waiting thread
+            with self._lock:
+                self._error = exc
+        else:
+            with self._lock:
+                late = self._abandoned
+                if not late:
+                    self._response = response
+            if late:
+                with contextlib.suppress(Exception):
+                    response.close()
+        finally:
+            self._done.set()
+
+    def wait(self, request: Request) -> Any:
+        """The response, or the SDK's error; ``Cancelled`` as soon as the request is."""
+        try:
+            while not self._done.wait(_CANCEL_POLL_S):
+                if request.cancel.cancelled:
+                    raise Cancelled("Cancelled before the server answered.")
+        except BaseException:
+            self._abandon()
+            raise
+        if self._error is not None:
+            raise self._error
+        if request.cancel.cancelled:
+            self._abandon()
+            raise Cancelled("Cancelled before the server answered.")
+        return self._response
+
+    def _abandon(self) -> None:
+        with self._lock:
+            self._abandoned = True
+            response, self._response = self._response, None
+        if response is not None:
+            with contextlib.suppress(Exception):
+                response.close()
+
+
 class _CancelWatcher:
     """Shuts the stream's socket down when the request is cancelled.
 
@@ -564,7 +540,7 @@ class _CancelWatcher:
 
     def _run(self, request: Request) -> None:
         while not self._done.is_set():
-            if request.cancel.wait(0.05):
+            if request.cancel.wait(_CANCEL_POLL_S):
                 if not self._done.is_set() and self._sock is not None:
                     with contextlib.suppress(OSError):
                         self._sock.shutdown(socket.SHUT_RDWR)

@@ -5,7 +5,8 @@ Builds (once, cached in the temp folder under a version key) a corpus of a
 Then, alternating, in fresh processes timed end to end (interpreter start,
 imports, tokenizer load, everything):
 
-* ``lectern ingest --json <corpus>`` as a user would run it;
+* ``lectern ingest --json <corpus>`` as a user would run it the first time
+  (a fresh ``LECTERN_HOME`` each run, so no count comes from the count cache);
 * the baseline: PyMuPDF ``get_text`` of every page plus reading every source
   file, then one ``tokenizers`` ``encode_batch`` over all those texts with the
   V4 ``tokenizer.json`` (the minimum any exact counter must do).
@@ -82,11 +83,15 @@ def lectern_command() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "app.cli"]
 
 
-def timed(cmd: list[str]) -> tuple[float, float, str]:
-    """Wall seconds, CPU seconds (the process and every descendant it waited for), stdout."""
+def timed(cmd: list[str], home: Path | None = None) -> tuple[float, float, str]:
+    """Wall seconds, CPU seconds (the process and every descendant it waited for), stdout.
+
+    ``home``: the ``LECTERN_HOME`` to run with (a fresh one: nothing cached).
+    """
+    env = {**os.environ, "LECTERN_HOME": str(home)} if home is not None else None
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=True)
+    out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, check=True)
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
@@ -114,9 +119,10 @@ def main() -> None:
     report: dict[str, Any] = {}
     baseline_tokens = 0
     load_before = os.getloadavg()
-    timed(ingest_cmd)  # warm the page cache
-    for _ in range(args.runs):
-        elapsed, used, stdout = timed(ingest_cmd)
+    homes = Path(tempfile.mkdtemp(prefix="lectern-bench-home-"))
+    timed(ingest_cmd, homes / "warm-up")  # warm the page cache
+    for run in range(args.runs):
+        elapsed, used, stdout = timed(ingest_cmd, homes / str(run))
         seconds.append(elapsed)
         cpu.append(used)
         report = json.loads(stdout)
@@ -124,6 +130,7 @@ def main() -> None:
         baseline_seconds.append(elapsed)
         baseline_cpu.append(used)
         baseline_tokens = int(stdout.strip())
+    shutil.rmtree(homes, ignore_errors=True)
 
     docs = report["documents"]
     text_tokens = sum(int(d["tokens"]) for d in docs)

@@ -22,8 +22,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from app.core.ingest.pipeline import ingest
 from app.core.ask.planner import conversation_turns
+from app.core.ingest.pipeline import ingest
 from app.core.prompt import system_prompt
 from app.core.prompt.deepseek_v4 import v4_renderer
 from app.core.session import Session

@@ -42,9 +42,10 @@ from backends.base import (
     TextDelta,
     ThinkingMode,
     Usage,
+    WorkProgress,
 )
 
-EVENT_TYPES = (ReasoningDelta, TextDelta, Usage, Finished)
+EVENT_TYPES = (ReasoningDelta, TextDelta, Usage, Finished, WorkProgress)
 FINISH_REASONS = {"stop", "length", "content_filter", "tool_calls", "insufficient_system_resource"}
 
 

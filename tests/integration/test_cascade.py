@@ -24,10 +24,10 @@ from app.core.ask.types import (
     TextChunk,
 )
 from app.core.config import load_config
+from app.core.config.wiring import Wiring, wire
 from app.core.ingest.pipeline import ingest
 from app.core.session import Session
 from app.core.session.store import Store
-from app.core.wiring import Wiring, wire
 from tests.fixtures.deepseek_server import DeepSeekServer
 from tests.fixtures.lectern_env import (
     FLASH_PRICE,
@@ -67,12 +67,10 @@ class Env:
         confirm: bool = True,
         review: bool | None = None,
     ) -> Any:
-        def confirmer(q: BudgetQuestion) -> bool:
-            self.asked.append(q)
-            return confirm
-
         plan = self.cascade.plan(question, review=review)
-        return self.cascade.run(plan, self.events.append, confirmer)
+        if plan.budget is not None:
+            self.asked.append(plan.budget)  # what a front end asks before running
+        return self.cascade.run(plan, self.events.append, over_budget_ok=confirm)
 
 
 def make_env(
@@ -141,8 +139,10 @@ def test_review_pass_gets_corpus_conversation_draft_and_returns_verdict(env: Env
     review = "VERDICT: partly correct\n\nThe cap is five times the annual fees [contract.md:L3]."
     env.srv.enqueue_reply(review)
     out = env.ask(review=True)
-    draft_req, review_req = env.srv.chat_requests
-    assert review_req.body["model"] == "deepseek-v4-pro"
+    # The review's 1-token priming request stores the corpus in Pro's own cache.
+    draft_req, review_req, priming_req = env.srv.chat_requests
+    assert review_req.body["model"] == priming_req.body["model"] == "deepseek-v4-pro"
+    assert priming_req.body["max_tokens"] == 1
     # Same system+corpus message, then the review instruction holding the question and draft.
     assert review_req.body["messages"][0] == draft_req.body["messages"][0]
     last = review_req.body["messages"][-1]["content"]
@@ -152,7 +152,11 @@ def test_review_pass_gets_corpus_conversation_draft_and_returns_verdict(env: Env
     assert out.review["corrected"].startswith("The cap is five times")
     assert out.review["answer_id"] == out.final.id  # attached to the draft
     assert out.final.role == "draft"  # the draft stays the answer; the review is attached
-    assert purposes(out) == [("draft", "flash", "ok"), ("review", "pro", "ok")]
+    assert purposes(out) == [
+        ("draft", "flash", "ok"),
+        ("review", "pro", "ok"),
+        ("priming", "pro", "ok"),
+    ]
     assert out.cost_usd == server_cost(env.srv)
     pro = sum(Decimal(c["cost_usd"]) for c in out.calls if c["tier"] == "pro")
     assert out.session.pro_share == pro / out.cost_usd
@@ -170,6 +174,7 @@ def test_draft_failing_after_retries_is_escalated_to_pro(env: Env) -> None:
         ("draft", "error", "server"),
         ("retry", "error", "overloaded"),
         ("escalation", "ok", None),
+        ("priming", "ok", None),  # Pro's cache primed for its next request on this corpus
     ]
     draft = out.answers[0]
     assert draft.status == "failed" and "overloaded" in (draft.error or "")
@@ -261,8 +266,8 @@ def test_message_cap_refused_before_anything_is_sent(
         assert server.request_count == 0
         assert e.session.turns() == []  # nothing logged either
         (q,) = e.asked
-        assert q.step == "question" and q.expected_usd is not None
-        assert q.expected_usd > Decimal("0.00001")
+        assert q.step == "question" and q.expected_usd is not None and q.worst_usd is not None
+        assert q.worst_usd >= q.expected_usd > Decimal("0.00001")
         server.enqueue_reply(GOOD)
         out = e.ask(confirm=True)  # the user says yes: it runs
         assert out.ok and server.request_count == 1
@@ -296,7 +301,7 @@ def test_escalation_over_the_cap_is_skipped_and_noted(
     e = make_env(tmp_path, server, monkeypatch)
     try:
         plan = e.cascade.plan("What is the liability cap?")
-        cap = plan.expected_usd
+        cap = plan.worst_usd
         assert cap is not None
         e.cascade.settings = type(e.cascade.settings)(
             **{**e.cascade.settings.__dict__, "budget_message_usd": cap * Decimal("1.2")}
@@ -306,7 +311,7 @@ def test_escalation_over_the_cap_is_skipped_and_noted(
         assert out.final.role == "draft" and not out.ok
         assert any("Not escalated" in n and "per-message cap" in n for n in out.notes)
         assert server.request_count == 1
-        assert [q.step for q in e.asked] == ["escalation"]
+        assert e.asked == []  # the question itself was within the cap: nothing to ask
     finally:
         e.wiring.close()
 
@@ -333,10 +338,10 @@ def test_ctrl_c_mid_answer_keeps_the_text_and_accounts_for_the_call(env: Env) ->
 
     plan = env.cascade.plan("Count?")
     with pytest.raises(KeyboardInterrupt):
-        env.cascade.run(plan, sink, lambda _q: True)
+        env.cascade.run(plan, sink)
     (turn,) = env.session.turns()
     answer = turn.final
-    assert answer is not None and answer.status == "interrupted"
+    assert answer is not None and answer.status == "stopped"
     assert answer.text == "".join(seen) and answer.text.startswith("one")
     (call,) = turn.calls
     assert call["status"] == "cancelled" and call["usage"]["estimated"] is True

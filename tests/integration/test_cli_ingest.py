@@ -119,26 +119,24 @@ def test_terminal_report_shows_paths_with_brackets_as_they_are(tmp_path: Path) -
     assert "docs/[red]empty.txt: empty file (0 bytes)" in text
 
 
-def test_progress_bar_shows_a_path_with_brackets(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from app.commands import ingest as command
-    from app.core.ingest.model import Progress
-    from app.core.ingest.pipeline import IngestOptions, ingest
+def test_progress_bar_shows_a_path_with_brackets(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The bar's current file is shown as it is, never read as rich markup."""
+    import io
 
+    from app.commands.common import ProgressPrinter
+    from app.core.events import Progress
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    term = Terminal()
+    monkeypatch.setattr(sys, "stderr", term)
     monkeypatch.setenv("TTY_COMPATIBLE", "1")  # rich draws the bar as in a terminal
     monkeypatch.setenv("TTY_INTERACTIVE", "1")
-    (tmp_path / "a[").mkdir()
-    (tmp_path / "a[" / "]b.txt").write_text("closing tag\n", encoding="utf-8")
-    seen: list[str] = []
-
-    def ingest_then_report(paths: list[str], **kwargs: Any) -> Any:
-        result = ingest(paths, **kwargs)
-        # The bar draws when it stops: the last file it was told about is on it.
-        report = Progress(1, 1, 3, 0.1, None, current=result.documents[0].path)
-        seen.append(report.current)
-        kwargs["progress"](report)
-        return result
-
-    result = command._with_progress_bar([str(tmp_path)], IngestOptions(), ingest_then_report)
-    assert seen == [f"{tmp_path.name}/a[/]b.txt"] == [d.path for d in result.documents]
+    bar = ProgressPrinter()
+    bar(Progress("ingest", 1, 2, "files", tokens=3, current="docs/a[/]b.txt"))
+    bar(Progress("ingest", 2, 2, "files", tokens=9, current="docs/a[/]b.txt"))
+    bar.close()
+    shown = term.getvalue()
+    assert "docs/a[/]b.txt" in shown and "2/2 files" in shown and "9 tokens" in shown

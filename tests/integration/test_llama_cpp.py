@@ -24,6 +24,7 @@ from backends.base import (
     TextDelta,
     ThinkingMode,
     Usage,
+    WorkProgress,
 )
 from backends.local.kv_store import KVStore, token_hash
 from backends.local.llama_cpp import LlamaCppBackend
@@ -242,8 +243,10 @@ def test_cancel_mid_prefill_then_resume_from_what_was_read(
         request = Request((), "g", prompt_ids=prompt, prefix_tokens=len(corpus), max_tokens=4)
         holder["request"] = request
         events, err = collect(backend, request)
-        assert isinstance(err, Cancelled) and not events
+        # Only the prefill's progress came out, the same steps the callback saw.
+        assert isinstance(err, Cancelled) and all(isinstance(e, WorkProgress) for e in events)
         assert seen == [(64, len(prompt)), (128, len(prompt))]  # stopped between chunks
+        assert [(e.done, e.total) for e in events] == seen
 
         retry = Request((), "g", prompt_ids=prompt, prefix_tokens=len(corpus), max_tokens=4)
         events, err = collect(backend, retry)

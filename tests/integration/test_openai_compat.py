@@ -1,9 +1,11 @@
 """OpenAIBackend against the DeepSeek fixture server on loopback: the contract
-in both flavours, and every error path, retry rule and wire detail."""
+in both flavours, and every error path, cancel and wire detail. One request is
+one attempt here; retries are the caller's (``tests/integration/test_call.py``)."""
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -33,23 +35,26 @@ from backends.base import (
     Timeout,
     Usage,
 )
-from backends.remote.openai_compat import OpenAIBackend, OpenAIConfig
-from backends.retry import RetryPolicy
+from backends.remote.openai_compat import OpenAIBackend
+from backends.settings import OpenAISettings
 from tests.fixtures.deepseek_server import TEST_KEY, DeepSeekServer
 from tests.fixtures.memory_keyring import MemoryKeyring, installed, no_keyring
 from tests.integration.backend_contract import BackendContract, collect, reasoning_of, text_of
 
-FAST_RETRY = RetryPolicy(max_tries=5, base=0.01, cap=0.05)
-
 
 def make_backend(srv: DeepSeekServer, **kw: Any) -> OpenAIBackend:
-    retry = kw.pop("retry", FAST_RETRY)
-    on_retry = kw.pop("on_retry", None)
-    kw.setdefault("api_key", TEST_KEY)
+    api_key = kw.pop("api_key", TEST_KEY)
+    user_id = kw.pop("user_id", "install-1")
     kw.setdefault("flavour", srv.flavour)
-    kw.setdefault("user_id", "install-1")
-    config = OpenAIConfig("flash", srv.base_url, kw.pop("model", "deepseek-v4-flash"), **kw)
-    return OpenAIBackend(config, retry=retry, on_retry=on_retry)
+    kw.setdefault("model", "deepseek-v4-flash")
+    settings = OpenAISettings(base_url=srv.base_url, **kw)
+    return OpenAIBackend("flash", settings, user_id=user_id, api_key=api_key)
+
+
+def backend_at(name: str, url: str, **kw: Any) -> OpenAIBackend:
+    api_key = kw.pop("api_key", None)
+    kw.setdefault("model", "deepseek-v4-flash")
+    return OpenAIBackend(name, OpenAISettings(base_url=url, **kw), api_key=api_key)
 
 
 def ask(
@@ -195,14 +200,13 @@ def test_cache_hits_are_reported_for_deepseek_and_vllm(
         assert second.cache_hit == second.prompt == server.chat_requests[-1].cache_hit
 
 
-def test_no_server_usage_gives_an_estimate() -> None:
+def test_no_server_usage_gives_no_usage() -> None:
+    # The caller estimates it from the prompt as rendered (tests/integration/test_call.py).
     with DeepSeekServer(send_usage=False) as server:
         events, err = collect(make_backend(server, flavour="generic"), ask("What is the cap?"))
-    assert err is None
-    usage = next(e for e in events if isinstance(e, Usage))
-    assert usage.estimated
-    assert usage.prompt == usage.cache_miss > 0 and usage.cache_hit == 0
-    assert usage.completion >= len(text_of(events).split())
+    assert err is None and text_of(events)
+    assert not any(isinstance(e, Usage) for e in events)
+    assert isinstance(events[-1], Finished) and events[-1].reason == "stop"
 
 
 def test_keep_alive_comments_and_slow_start_are_tolerated() -> None:
@@ -261,7 +265,7 @@ def test_no_keyring_says_to_use_the_env_var(
     assert srv.requests == []
 
 
-# --- status errors and retries --------------------------------------------------------------------
+# --- status errors (retrying them is the caller's: tests/integration/test_call.py) ----------------
 
 
 @pytest.mark.parametrize(
@@ -273,16 +277,15 @@ def test_no_keyring_says_to_use_the_env_var(
         (422, "Invalid max_tokens value, the valid range of max_tokens is [1, 393216]", BadRequest),
     ],
 )
-def test_client_errors_are_never_retried(
+def test_client_errors_are_final_and_quote_the_server(
     srv: DeepSeekServer, status: int, message: str | None, kind: type[BackendError]
 ) -> None:
     srv.enqueue_error(status, message)
-    retries: list[float] = []
-    events, err = collect(make_backend(srv, on_retry=lambda a, e, d: retries.append(d)), ask())
+    events, err = collect(make_backend(srv), ask())
     assert type(err) is kind and not err.retryable
     said = message or {401: "Authentication Fails", 402: "Insufficient Balance"}[status]
     assert said in err.message
-    assert srv.request_count == 1 and retries == [] and not events
+    assert srv.request_count == 1 and not events
 
 
 def test_insufficient_balance_says_to_top_up(srv: DeepSeekServer) -> None:
@@ -310,39 +313,26 @@ def test_unknown_model_is_model_not_found(srv: DeepSeekServer, vllm_srv: DeepSee
     assert isinstance(err, ModelNotFound) and "nope" in err.message
 
 
-def test_429_with_retry_after_is_retried_then_succeeds(srv: DeepSeekServer) -> None:
-    srv.enqueue_error(429, retry_after=0.2)
-    seen: list[tuple[int, BackendError, float]] = []
-    events, err = collect(make_backend(srv, on_retry=lambda *a: seen.append(a)), ask())
-    assert err is None and text_of(events)
-    assert srv.request_count == 2
-    ((attempt, error, delay),) = seen
-    assert attempt == 0 and isinstance(error, RateLimited) and error.retry_after == 0.2
-    assert delay >= 0.2
+@pytest.mark.parametrize(("header", "seconds"), [(0.2, 0.2), (7, 7.0)])
+def test_429_is_retryable_and_carries_retry_after(
+    srv: DeepSeekServer, header: float, seconds: float
+) -> None:
+    srv.enqueue_error(429, retry_after=header)
+    events, err = collect(make_backend(srv), ask())
+    assert isinstance(err, RateLimited) and err.retryable and err.retry_after == seconds
+    assert "Rate Limit Reached" in err.message and not events
+    assert srv.request_count == 1  # one request, one attempt
 
 
-def test_429_exhausts_the_tries(srv: DeepSeekServer) -> None:
-    for _ in range(5):
-        srv.enqueue_error(429, retry_after=0)
+@pytest.mark.parametrize(("status", "kind"), [(500, ServerError), (503, Overloaded)])
+def test_server_errors_are_retryable(
+    srv: DeepSeekServer, status: int, kind: type[BackendError]
+) -> None:
+    srv.enqueue_error(status)
     _, err = collect(make_backend(srv), ask())
-    assert isinstance(err, RateLimited) and "Rate Limit Reached" in err.message
-    assert srv.request_count == 5
-
-
-def test_500_and_503_are_retried(srv: DeepSeekServer) -> None:
-    srv.enqueue_error(500)
-    srv.enqueue_error(503)
-    kinds: list[type[BackendError]] = []
-    events, err = collect(make_backend(srv, on_retry=lambda a, e, d: kinds.append(type(e))), ask())
-    assert err is None and text_of(events)
-    assert kinds == [ServerError, Overloaded] and srv.request_count == 3
-
-
-def test_overloaded_message_when_503_persists(srv: DeepSeekServer) -> None:
-    srv.enqueue_error(503)
-    srv.enqueue_error(503)
-    _, err = collect(make_backend(srv, retry=RetryPolicy(max_tries=2, base=0.01, cap=0.01)), ask())
-    assert isinstance(err, Overloaded) and "Server Overloaded" in err.message
+    assert type(err) is kind and err.retryable
+    said = {500: "Server Error", 503: "Server Overloaded"}[status]
+    assert said in err.message
 
 
 # --- broken streams -------------------------------------------------------------------------------
@@ -360,28 +350,14 @@ def test_dropped_stream_keeps_the_partial_text_then_raises_interrupted(
     assert sent.dropped and sent.sent_text == "The cap is "
     assert text_of(events) == sent.sent_text
     assert not any(isinstance(e, Finished | Usage) for e in events)
-    assert srv.request_count == 1  # never retried after text was streamed
-
-
-def test_drop_before_any_text_is_retried(srv: DeepSeekServer) -> None:
-    srv.enqueue_reply(answer="lost", drop_after=0)
-    events, err = collect(make_backend(srv), ask())
-    assert err is None and text_of(events).startswith("You asked")
-    assert srv.request_count == 2
+    assert srv.request_count == 1
 
 
 def test_server_that_never_answers_times_out(srv: DeepSeekServer) -> None:
     srv.enqueue_hang()
-    _, err = collect(make_backend(srv, read_timeout=0.5, retry=RetryPolicy(max_tries=1)), ask())
+    _, err = collect(make_backend(srv, read_timeout=0.5), ask())
     assert isinstance(err, Timeout) and err.retryable
     assert "did not answer within 0.5 s" in err.message
-
-
-def test_timeout_is_retried_before_the_first_token(srv: DeepSeekServer) -> None:
-    srv.enqueue_hang()
-    events, err = collect(make_backend(srv, read_timeout=0.5), ask())
-    assert err is None and text_of(events)
-    assert srv.request_count == 2
 
 
 def test_stall_mid_answer_keeps_text(srv: DeepSeekServer) -> None:
@@ -395,8 +371,7 @@ def test_stall_mid_answer_keeps_text(srv: DeepSeekServer) -> None:
 def test_connection_refused_names_the_server() -> None:
     with DeepSeekServer() as server:
         url = server.base_url
-    config = OpenAIConfig("local", url, "m", api_key=TEST_KEY, connect_timeout=1)
-    b = OpenAIBackend(config, retry=RetryPolicy(max_tries=2, base=0.01, cap=0.01))
+    b = backend_at("local", url, api_key=TEST_KEY, connect_timeout=1)
     _, err = collect(b, ask())
     assert isinstance(err, ConnectionLost) and err.retryable
     assert f"Is the server at {url} running?" in err.message
@@ -415,13 +390,40 @@ def test_cancel_during_a_long_silence_ends_the_wait(srv: DeepSeekServer) -> None
 
 
 @pytest.mark.timeout(30)
-def test_cancel_during_retry_backoff(srv: DeepSeekServer) -> None:
-    srv.enqueue_error(429, retry_after=50)
+def test_cancel_before_the_server_answers_ends_the_request_at_once(srv: DeepSeekServer) -> None:
+    # The server reads the request and sends no headers for 30 s (a slow priming request).
+    srv.enqueue_hang(30)
+    backend = make_backend(srv, read_timeout=300)
     request = ask()
-    threading.Timer(0.3, request.cancel.cancel).start()
+    cancelled_at: list[float] = []
+
+    def cancel() -> None:
+        cancelled_at.append(time.monotonic())
+        request.cancel.cancel()
+
+    threading.Timer(0.2, cancel).start()
+    events, err = collect(backend, request)
+    ended = time.monotonic()
+    assert isinstance(err, Cancelled) and events == []
+    assert srv.chat_requests[0].status == -1  # it was hanging, not answered
+    assert ended - cancelled_at[0] < 0.5
+    events, err = collect(backend, ask())  # the backend still works
+    assert err is None and text_of(events)
+
+
+@pytest.mark.timeout(30)
+def test_a_response_that_arrives_after_the_cancel_is_closed(srv: DeepSeekServer) -> None:
+    srv.enqueue_reply(answer=" ".join(["word"] * 50), headers_delay=0.5, chunk_delay=0.05)
+    request = ask()
+    threading.Timer(0.1, request.cancel.cancel).start()
     _, err = collect(make_backend(srv), request)
     assert isinstance(err, Cancelled)
-    assert srv.request_count == 1
+    record = srv.chat_requests[-1]
+    for _ in range(100):  # the headers come 0.4 s later, then the stream is hung up on
+        if record.client_closed:
+            break
+        time.sleep(0.05)
+    assert record.client_closed and record.finish_reason is None
 
 
 def test_cancel_closes_the_http_stream(srv: DeepSeekServer) -> None:
@@ -461,7 +463,7 @@ def test_cancel_closes_the_http_stream(srv: DeepSeekServer) -> None:
 def test_flavour_loopback_and_key_need_from_the_url(
     url: str, flavour: str, loopback: bool, needs_key: bool
 ) -> None:
-    b = OpenAIBackend(OpenAIConfig("x", url, "m"))
+    b = backend_at("x", url)
     assert (b.flavour, b.is_loopback, b.capabilities.needs_key) == (flavour, loopback, needs_key)
     assert b.capabilities.local == loopback
 
@@ -471,20 +473,17 @@ def test_a_keyless_local_server_never_touches_the_keyring(
 ) -> None:
     memory_keyring.set_password("lectern", "local", "sk-should-not-be-sent")
     with DeepSeekServer(keys=None) as server:
-        b = OpenAIBackend(OpenAIConfig("local", server.base_url, "deepseek-v4-flash"))
+        b = backend_at("local", server.base_url)
         assert not b.capabilities.needs_key
         events, err = collect(b, ask())
         assert err is None and text_of(events)
         monkeypatch.setenv("LOCAL_VLLM_KEY", "sk-local-env")
-        env = OpenAIConfig(
-            "local", server.base_url, "deepseek-v4-flash", api_key_env="LOCAL_VLLM_KEY"
-        )
-        collect(OpenAIBackend(env), ask())
+        collect(backend_at("local", server.base_url, api_key_env="LOCAL_VLLM_KEY"), ask())
         auth = [r.headers.get("authorization") for r in server.chat_requests]
     assert auth == ["Bearer no-key", "Bearer sk-local-env"]
 
 
-def test_config_from_toml_table() -> None:
+def test_settings_from_a_toml_table() -> None:
     raw = {
         "kind": "openai",
         "base_url": "https://api.deepseek.com",
@@ -492,16 +491,15 @@ def test_config_from_toml_table() -> None:
         "api_key_env": "DEEPSEEK_API_KEY",
         "read_timeout": 30,
     }
-    config = OpenAIConfig.from_mapping("pro", raw, user_id="u-1")
-    assert (config.name, config.model, config.api_key_env, config.read_timeout) == (
-        "pro",
+    settings = OpenAISettings.model_validate(raw)
+    assert (settings.model, settings.api_key_env, settings.read_timeout) == (
         "deepseek-v4-pro",
         "DEEPSEEK_API_KEY",
         30.0,
     )
-    assert "api_key=" not in repr(OpenAIConfig("x", "http://127.0.0.1", api_key="sk-secret"))
+    assert "api_key" not in OpenAISettings.model_fields  # a key can never be a setting
     with pytest.raises(ValueError, match="base_url"):
-        OpenAIConfig.from_mapping("pro", {"model": "m"})
+        OpenAISettings.model_validate({"model": "m"})
 
 
 def test_list_models_and_health(srv: DeepSeekServer) -> None:

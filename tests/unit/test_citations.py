@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from app.core.prompt.citations import CitationChecker, check_citations, parse_citations
 from app.core.ingest.model import Document
+from app.core.prompt.citations import CitationChecker, check_citations, parse_citations
 from app.core.tokens import deepseek_v4
 
 PAGES = [
@@ -222,8 +222,8 @@ def test_checker_is_reusable_across_answers() -> None:
 def test_markers_of_the_real_corpus_block_check_out(tmp_path: Path) -> None:
     """Ingest a real PDF and source file; every marker the corpus shows is a valid citation."""
     fitz = pytest.importorskip("fitz")
-    from app.core.prompt.corpus import render_corpus
     from app.core.ingest.pipeline import ingest
+    from app.core.prompt.corpus import render_corpus
 
     pdf = fitz.open()
     for n in range(1, 4):

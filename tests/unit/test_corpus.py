@@ -10,9 +10,9 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.core.prompt.corpus import CorpusBlock, corpus_tokens, render_corpus, render_document
 from app.core.ingest.model import Document
 from app.core.ingest.pipeline import ingest
+from app.core.prompt.corpus import CorpusBlock, corpus_tokens, render_corpus, render_document
 from app.core.tokens import deepseek_v4
 from tests.fixtures.docs import make_docx, make_pdf
 

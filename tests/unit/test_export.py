@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from app.core.session.export import export_data, export_json, export_markdown
 from app.core.ingest.model import Document, IngestResult
 from app.core.session import Session
+from app.core.session.export import export_data, export_json, export_markdown
 from app.core.session.store import Store
 from backends.base import ThinkingMode
 

@@ -1,6 +1,6 @@
 """Bad inputs: each gets its own reason, and the rest of the same batch is ingested.
 
-Every bad file is real: an encrypted PDF, garbage posing as PDF/EPUB/DOCX,
+Every bad file is real: an encrypted PDF, garbage posing as PDF/EPUB/DOCX/ODT,
 ZIP bombs, a PNG named .txt, NUL bytes, undecodable bytes, a symlink loop, a
 named pipe, an unreadable file (permissions dropped for real), files over the
 size limit. They all sit in one folder with good files beside them.
@@ -22,6 +22,7 @@ from app.core.ingest.model import Document, IngestResult
 from app.core.ingest.pipeline import IngestOptions, ingest
 from app.core.tokens import deepseek_v4
 from tests.fixtures.docs import make_docx, make_epub, make_pdf, make_zip_bomb, prose
+from tests.fixtures.odf import content_xml, make_odt, write_odf
 
 ROOT = Path(__file__).resolve().parents[2]
 TC = deepseek_v4()
@@ -36,12 +37,14 @@ def bad_folder(root: Path) -> Path:
     make_pdf(f / "good.pdf", ["Good PDF page one.", "Good PDF page two."])
     make_docx(f / "good.docx", [("heading", (1, "Good")), ("para", "A good DOCX.")])
     make_epub(f / "good.epub", [("Good", "A good EPUB chapter.")])
+    make_odt(f / "good.odt", [("heading", (1, "Good")), ("para", "A good ODT.")])
     make_pdf(f / "encrypted.pdf", ["secret"], user_password="hunter2")
     (f / "corrupt.pdf").write_bytes(b"%PDF-1.7\n" + os.urandom(3000))
     (f / "corrupt.epub").write_bytes(b"this is not a zip file at all\n" * 20)
     with zipfile.ZipFile(f / "corrupt.docx", "w") as z:
         z.writestr("[Content_Types].xml", "<Types/>")
         z.writestr("word/readme.txt", "no document.xml here")
+    write_odf(f / "corrupt.odt", content_xml([("para", "cut short")])[:300])
     make_zip_bomb(f / "bomb.epub")
     make_zip_bomb(f / "bomb.docx", member="word/document.xml")
     (f / "empty.txt").write_bytes(b"")
@@ -78,11 +81,13 @@ def batch(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, IngestResult]
 def test_the_good_files_of_the_batch_are_ingested(batch: tuple[Path, IngestResult]) -> None:
     _, result = batch
     docs = by_path(result)
-    assert {"batch/good.txt", "batch/good.pdf", "batch/good.docx", "batch/good.epub"} <= set(docs)
+    good = {f"batch/good.{kind}" for kind in ("txt", "pdf", "docx", "epub", "odt")}
+    assert good <= set(docs)
     assert docs["batch/good.txt"].tokens == TC.count(GOOD_TEXT)
     assert docs["batch/good.pdf"].page_text(2) == "Good PDF page two.\n"
     assert "# Good" in docs["batch/good.docx"].text
     assert "A good EPUB chapter." in docs["batch/good.epub"].text
+    assert docs["batch/good.odt"].text == "# Good\nA good ODT.\n"
 
 
 @pytest.mark.parametrize(
@@ -93,6 +98,7 @@ def test_the_good_files_of_the_batch_are_ingested(batch: tuple[Path, IngestResul
         ("batch/corrupt.pdf", "damaged or not a real PDF: "),
         ("batch/corrupt.epub", "damaged or not a real EPUB: not a ZIP archive"),
         ("batch/corrupt.docx", "damaged or not a real DOCX: "),
+        ("batch/corrupt.odt", "damaged or not a real ODT: content.xml is not well-formed ("),
         ("batch/bomb.epub", "refused: a ZIP bomb? It would expand to 64 MiB"),
         ("batch/bomb.docx", "refused: a ZIP bomb? It would expand to 64 MiB"),
         ("batch/empty.txt", "empty file (0 bytes)"),

@@ -16,10 +16,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from app.core.prompt.corpus import render_document
 from app.core.ingest import pretok
 from app.core.ingest.measure import measure
 from app.core.ingest.model import Document
+from app.core.prompt.corpus import render_document
 from app.core.tokens import TokenCounter, deepseek_v4, deepseek_v4_tokenizer_path
 
 TC = deepseek_v4()

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from app.core.prompt.corpus import render_document
 from app.core.ingest.model import Document, Progress
 from app.core.ingest.pipeline import IngestOptions, ingest, ingest_in_background
+from app.core.prompt.corpus import render_document
 from app.core.tokens import deepseek_v4
 from tests.fixtures.docs import (
     make_big_pdf,

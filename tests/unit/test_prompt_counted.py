@@ -15,11 +15,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.core.prompt.corpus import CountedText, counted_corpus, render_corpus
 from app.core.ingest.model import Document
 from app.core.ingest.pipeline import ingest
 from app.core.prompt import Turn, system_prompt
 from app.core.prompt.base import count_head
+from app.core.prompt.corpus import CountedText, counted_corpus, render_corpus
 from app.core.prompt.deepseek_v4 import DeepSeekRenderer, v4_dialect, v4_renderer
 from app.core.prompt.deepseek_v41 import v41_renderer
 from app.core.prompt.generic import MessagesRenderer

@@ -8,8 +8,6 @@ from decimal import Decimal
 import pytest
 
 from app.core.ask.cache_plan import CacheModel, plan_priming
-from app.core.prompt import Turn, renderer_for, system_prompt
-from app.core.prompt.base import RenderedPrompt, text_segment
 from app.core.ask.quote import (
     Candidate,
     expected_output_tokens,
@@ -17,6 +15,8 @@ from app.core.ask.quote import (
     quote,
     quote_line,
 )
+from app.core.prompt import Turn, renderer_for, system_prompt
+from app.core.prompt.base import RenderedPrompt, text_segment
 from backends.base import ThinkingMode
 from backends.profiles import load_profiles
 

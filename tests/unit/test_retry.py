@@ -1,8 +1,9 @@
-"""The retry policy: which errors, how long, how many times, and cancellation."""
+"""The retry policy: which errors, how long, how many times.
+
+The loop that applies it (and records every attempt) is ``Call.run``:
+``tests/integration/test_call.py`` drives it against the fixture server."""
 
 from __future__ import annotations
-
-import threading
 
 import pytest
 from hypothesis import given
@@ -13,7 +14,6 @@ from backends.base import (
     BackendError,
     BadRequest,
     Cancelled,
-    CancelToken,
     ConnectionLost,
     ContextTooLong,
     InsufficientBalance,
@@ -22,7 +22,7 @@ from backends.base import (
     ServerError,
     Timeout,
 )
-from backends.retry import RetryPolicy, call_with_retries
+from backends.retry import RetryPolicy
 
 RETRYABLE = [RateLimited("x"), ServerError("x"), Overloaded("x"), ConnectionLost("x"), Timeout("x")]
 FINAL = [
@@ -74,76 +74,3 @@ def test_invalid_policies_are_refused() -> None:
         RetryPolicy(max_tries=0)
     with pytest.raises(ValueError):
         RetryPolicy(base=2.0, cap=1.0)
-
-
-class Flaky:
-    def __init__(self, *errors: BackendError) -> None:
-        self.errors = list(errors)
-        self.calls = 0
-
-    def __call__(self) -> str:
-        self.calls += 1
-        if self.errors:
-            raise self.errors.pop(0)
-        return "ok"
-
-
-class Sleeps:
-    """Records the waits instead of sleeping; never cancelled."""
-
-    def __init__(self) -> None:
-        self.waits: list[float] = []
-
-    def __call__(self, seconds: float) -> bool:
-        self.waits.append(seconds)
-        return False
-
-
-def test_call_with_retries_retries_then_returns() -> None:
-    fn = Flaky(ServerError("a"), ServerError("b"), RateLimited("c", retry_after=3.0))
-    seen: list[tuple[int, str]] = []
-    sleeps = Sleeps()
-    result = call_with_retries(
-        fn,
-        RetryPolicy(rng=lambda: 0.5),
-        on_retry=lambda a, e, d: seen.append((a, e.kind)),
-        wait=sleeps,
-    )
-    assert result == "ok" and fn.calls == 4
-    assert seen == [(0, "server"), (1, "server"), (2, "rate_limited")]
-    assert sleeps.waits == [0.25, 0.5, 3.0]
-
-
-def test_call_with_retries_gives_up_after_max_tries() -> None:
-    fn = Flaky(*[Timeout(str(i)) for i in range(10)])
-    sleeps = Sleeps()
-    with pytest.raises(Timeout, match="2"):
-        call_with_retries(fn, RetryPolicy(max_tries=3, rng=lambda: 1.0), wait=sleeps)
-    assert fn.calls == 3 and sleeps.waits == [0.5, 1.0]
-
-
-def test_call_with_retries_does_not_retry_a_final_error() -> None:
-    fn = Flaky(AuthError("bad key"))
-    sleeps = Sleeps()
-    with pytest.raises(AuthError):
-        call_with_retries(fn, RetryPolicy(), wait=sleeps)
-    assert fn.calls == 1 and sleeps.waits == []
-
-
-@pytest.mark.timeout(30)
-def test_cancel_interrupts_the_backoff_wait() -> None:
-    token = CancelToken()
-    fn = Flaky(RateLimited("slow down", retry_after=50.0))
-    threading.Timer(0.1, token.cancel).start()
-    with pytest.raises(Cancelled):
-        call_with_retries(fn, RetryPolicy(), cancel=token)
-    assert fn.calls == 1
-
-
-def test_already_cancelled_never_calls() -> None:
-    token = CancelToken()
-    token.cancel()
-    fn = Flaky()
-    with pytest.raises(Cancelled):
-        call_with_retries(fn, RetryPolicy(), cancel=token)
-    assert fn.calls == 0

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from app.core.session import store as store_mod
 from app.core.ingest.model import Document
+from app.core.session import schema
+from app.core.session import store as store_mod
 from app.core.session.store import MIGRATIONS, Store, StoreError, data_dir
 
 
@@ -180,7 +181,7 @@ def test_a_failing_migration_leaves_nothing_behind(
         conn.execute("CREATE TABLE half_done (x)")
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(store_mod, "MIGRATIONS", (*MIGRATIONS, m002_broken))
+    monkeypatch.setattr(schema, "MIGRATIONS", (*MIGRATIONS, m002_broken))
     with pytest.raises(RuntimeError, match="boom"):
         Store()
     conn = sqlite3.connect(home / "lectern.db")

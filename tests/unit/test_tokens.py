@@ -12,7 +12,12 @@ import random
 
 import pytest
 
-from app.core.tokens import TokenCounter, deepseek_v4, deepseek_v4_tokenizer_path
+from app.core.tokens import (
+    TokenCounter,
+    deepseek_v4,
+    deepseek_v4_tokenizer_path,
+    deepseek_v4_version,
+)
 
 d = pytest.importorskip("deepseek_recipe")
 
@@ -120,6 +125,20 @@ def test_long_texts_are_counted_exactly_in_pieces(oracle: Oracle, tc: TokenCount
     # and the oracle agrees on a slice that crosses where a split would fall
     piece = many_lines[520_000:540_000]
     assert tc.count(piece) == len(oracle.user_text_ids(piece))
+
+
+def test_counts_take_the_fast_path_and_equal_the_reference(tc: TokenCounter) -> None:
+    assert tc.fast is not None, tc.fast_unavailable
+    assert tc.count_batch(TEXTS) == tc.reference_count_batch(TEXTS)
+    slow = TokenCounter(deepseek_v4_tokenizer_path(), "deepseek-v4", fast=False)
+    assert slow.fast is None and slow.fast_unavailable == "turned off"
+    assert slow.count_batch(TEXTS) == tc.count_batch(TEXTS)
+    assert slow.encode_batch(TEXTS) == tc.encode_batch(TEXTS)
+
+
+def test_the_version_names_the_tokenizer_file_without_loading_it(tc: TokenCounter) -> None:
+    assert tc.version == deepseek_v4_version()
+    assert tc.version.startswith("deepseek-v4/") and len(tc.version) == len("deepseek-v4/") + 16
 
 
 def test_batch_equals_single(tc: TokenCounter) -> None:

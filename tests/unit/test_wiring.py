@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from app.core.config import load_config
-from app.core.wiring import demo_note, wire
+from app.core.config.wiring import demo_note, wire
 from backends.base import ThinkingMode
 from tests.fixtures.lectern_env import REPO, cli_env, issue_sample_config
 
@@ -151,7 +151,7 @@ def test_the_demo_model_is_not_assembled_by_loading_wiring_or_routing(tmp_path: 
     script = """
 import sys
 from app.core.config import DemoModelPath, load_config
-from app.core.wiring import wire
+from app.core.config.wiring import wire
 w = wire(load_config())
 route = w.router.draft(lambda spec: 100)
 print(w.demo, route.spec.name, route.spec.unavailable, w.pool.built("demo"))

@@ -46,7 +46,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from app.core.prompt.base import RenderedPrompt, Renderer, Segment, Turn, special_segment
+from app.core.prompt.base import (
+    RenderedPrompt,
+    Renderer,
+    Segment,
+    Turn,
+    special_segment,
+    text_segment,
+)
 from backends.base import Message, ThinkingMode
 from backends.profiles import Profile
 
@@ -240,6 +247,24 @@ def next_request_segments(
     return tuple(head)
 
 
+def shared_start(prompt: RenderedPrompt) -> tuple[Segment, ...]:
+    """The start of another request on the same corpus whose turns differ (the next
+    review or escalation): the prefix, the tag that opens the first turn, then an
+    unknown text. The rule-2 unit priming stores ends after that tag, so a request
+    modelled as the prefix alone would never be seen to hit it."""
+    head: list[Segment] = []
+    tokens = 0
+    for seg in prompt.segments:
+        if tokens >= prompt.prefix_tokens:
+            if seg.key.startswith("special:"):
+                head.append(seg)
+            break
+        head.append(seg)
+        tokens += seg.tokens
+    head.append(text_segment(_UNKNOWN + "turn", 1))
+    return tuple(head)
+
+
 def plan_priming(
     mode: ThinkingMode,
     turn_index: int,
@@ -251,18 +276,25 @@ def plan_priming(
     turns: Sequence[Turn],
     profile: Profile | None = None,
     at: dt.datetime | None = None,
+    reuse: str = "conversation",
 ) -> PrimingRequest | None:
     """The priming request to send with question ``turn_index`` (0-based), or None.
 
     ``turns`` is the history plus the question about to be sent (last, open).
-    Returns None when the cache model says the next question will hit the
+    Returns None when the cache model says the next request will hit the
     corpus anyway (non-thinking mode; a unit already covers the corpus) or
     priming would not help. ``profile``/``at`` price the request.
+    ``reuse``: what the next request shares with this one: ``conversation`` (the
+    next question continues it) or ``prefix`` (only the system prompt and corpus:
+    the next review or escalation ends in a turn of its own).
     """
     from app.core.pricing import cost_of
 
     question = renderer.render(system, corpus, turns, mode)
-    nxt = next_request_segments(renderer, question, mode)
+    if reuse == "prefix":
+        nxt = shared_start(question)
+    else:
+        nxt = next_request_segments(renderer, question, mode)
     without = cache_model.copy()
     without.record(question.segments, _placeholder_output(renderer, mode))
     hit_without = without.predict(nxt).hit_tokens
@@ -293,7 +325,11 @@ def plan_priming(
         next_hit_without=hit_without,
         next_hit_with=hit_with,
         note=(
-            f"primes the cache for question {turn_index + 2}: it will hit "
-            f"{hit_with:,} tokens instead of {hit_without:,}"
+            (
+                "primes the cache for the next review: it will hit "
+                if reuse == "prefix"
+                else f"primes the cache for question {turn_index + 2}: it will hit "
+            )
+            + f"{hit_with:,} tokens instead of {hit_without:,}"
         ),
     )

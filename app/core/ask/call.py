@@ -32,6 +32,7 @@ from backends.base import (
     Request,
     TextDelta,
     Usage,
+    WorkProgress,
 )
 from backends.factory import BackendPool
 from backends.profiles import Profile
@@ -39,6 +40,7 @@ from backends.retry import RetryPolicy
 from backends.router import BackendSpec
 
 OnDelta = Callable[[str], None]
+OnProgress = Callable[[WorkProgress], None]
 Record = Callable[[Mapping[str, Any]], object]
 Price = Callable[[Usage, Profile, dt.datetime], "tuple[Decimal | None, Decimal | None]"]
 
@@ -99,6 +101,7 @@ class Call:
         on_reasoning: OnDelta | None = None,
         on_text: OnDelta | None = None,
         on_retry: Callable[[BackendError, float], None] | None = None,
+        on_progress: OnProgress | None = None,
     ) -> CallResult:
         """Run to the end; never raises ``BackendError`` (it is in the result).
 
@@ -109,7 +112,7 @@ class Call:
             attempt = _Attempt(number, dt.datetime.now(dt.UTC), time.monotonic(), [], [])
             error: BackendError | None = None
             try:
-                self._stream(attempt, on_reasoning, on_text)
+                self._stream(attempt, on_reasoning, on_text, on_progress)
             except BackendError as exc:
                 error = exc
             except KeyboardInterrupt:
@@ -133,9 +136,17 @@ class Call:
             number += 1
 
     def _stream(
-        self, attempt: _Attempt, on_reasoning: OnDelta | None, on_text: OnDelta | None
+        self,
+        attempt: _Attempt,
+        on_reasoning: OnDelta | None,
+        on_text: OnDelta | None,
+        on_progress: OnProgress | None = None,
     ) -> None:
         for event in _events(self.backend, self.request):
+            if isinstance(event, WorkProgress):
+                if on_progress is not None:
+                    on_progress(event)
+                continue
             if isinstance(event, ReasoningDelta | TextDelta):
                 if attempt.first_token is None:
                     attempt.first_token = time.monotonic() - attempt.t0
@@ -242,9 +253,12 @@ def call_payload(
 
 
 def result_status(result: CallResult) -> str:
-    """An answer row's status for ``result``: complete, interrupted (some text) or failed."""
+    """An answer row's status for ``result``: complete, stopped (the user cancelled; the
+    text so far is kept), interrupted (cut off with some text) or failed."""
     if result.ok:
         return "complete"
+    if isinstance(result.error, Cancelled):
+        return "stopped"
     return "interrupted" if result.text or result.reasoning else "failed"
 
 

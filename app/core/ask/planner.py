@@ -7,7 +7,13 @@ quotes every planned call with the cache hits the provider's cache model
 predicts (``app.core.ask.api_cache``, ``app.core.ask.quote``), decides whether a
 cache-priming request pays off (``app.core.ask.cache_plan``), prices calls
 (``app.core.pricing``; local calls cost $0 and record what they saved) and
-checks the budget caps. ``app.core.ask.cascade.Cascade`` runs what it plans.
+works out the budget question (against the worst case) before anything runs.
+``app.core.ask.cascade.Cascade`` runs what it plans.
+
+A ``Plan`` owns what it was made from (``Snapshot``: the conversation, the
+corpus block and the renders made for it), so planning another question while
+one streams changes nothing about the first; the planner itself keeps only
+caches keyed by backend.
 """
 
 from __future__ import annotations
@@ -22,16 +28,6 @@ from app.core import pricing
 from app.core.ask import api_cache
 from app.core.ask.cache_plan import CacheModel, PrimingRequest, plan_priming
 from app.core.ask.call import model_name
-from app.core.ask.types import (
-    BudgetExceededError,
-    BudgetQuestion,
-    CallQuote,
-    CascadeSettings,
-    Confirm,
-    Plan,
-)
-from app.core.prompt import RenderedPrompt, Turn, renderer_for
-from app.core.prompt.texts import system_prompt
 from app.core.ask.quote import (
     Candidate,
     ModeChangeQuote,
@@ -39,6 +35,16 @@ from app.core.ask.quote import (
     mode_change_quote,
     quote_line,
 )
+from app.core.ask.types import (
+    BudgetQuestion,
+    CallQuote,
+    CascadeSettings,
+    Plan,
+    Snapshot,
+    total_usd,
+)
+from app.core.prompt import RenderedPrompt, Turn, renderer_for
+from app.core.prompt.texts import system_prompt
 from app.core.session.log import REREAD_NOTE, Conversation, Session
 from app.core.session.store import StoredDocument
 from backends.base import ThinkingMode, Usage
@@ -65,12 +71,15 @@ class Planner:
         self.router = router
         self.settings = settings
         self.profiles = profiles
-        self.system = system if system is not None else system_prompt()
-        self._corpus = ""
-        self._renders: dict[tuple[str, int, bool], RenderedPrompt] = {}
+        self.system = system if system is not None else system_prompt(demo=settings.demo)
         self._engines: dict[str, EngineTokenizerAdapter] = {}
 
     # --- planning -------------------------------------------------------------------------
+
+    def snapshot(self, conversation: Conversation | None = None) -> Snapshot:
+        """The conversation as it is now (or as given), ready to render."""
+        conv = conversation if conversation is not None else self.session.conversation()
+        return Snapshot(conv, conversation_corpus(conv))
 
     def plan(
         self,
@@ -79,21 +88,24 @@ class Planner:
         forced: str | None = None,
         review: bool | None = None,
         mode: ThinkingMode | None = None,
+        conversation: Conversation | None = None,
     ) -> Plan:
-        """Route and quote ``question``. Raises ``RefusedError``; sends and writes nothing."""
+        """Route and quote ``question`` (in ``mode``, default the session's; another mode
+        is switched to when the plan runs). Raises ``RefusedError``; sends and writes
+        nothing. ``conversation``: plan on this one instead of the session's (a quote of
+        documents not added yet)."""
         mode = mode or self.session.mode
-        conv = self.session.conversation()
-        self._corpus, turns = conversation_turns(conv, question)
-        self._renders.clear()
-        local_only = any(d.local_only for d in conv.documents)
+        snap = self.snapshot(conversation)
+        turns = conversation_turns(snap.conversation, question)
+        local_only = any(d.local_only for d in snap.conversation.documents)
         route = self.router.draft(
-            lambda s: self.render(s, turns, mode).prompt_tokens + self.max_tokens(s, mode),
-            prompt=lambda s: self.render(s, turns, mode).prompt_tokens,
+            lambda s: self.render(snap, s, turns, mode).prompt_tokens + self.max_tokens(s, mode),
+            prompt=lambda s: self.render(snap, s, turns, mode).prompt_tokens,
             local_only=local_only,
             forced=forced,
         )
         spec = route.spec
-        rendered = self.render(spec, turns, mode, exact=True)
+        rendered = self.render(snap, spec, turns, mode, exact=True)
         need = rendered.prompt_tokens + self.max_tokens(spec, mode)
         if need > spec.context:
             raise RefusedError(
@@ -102,7 +114,9 @@ class Planner:
                 f"{spec.context:,}: nothing was sent and nothing was cut. Exclude documents "
                 "or pick a backend with a larger window."
             )
-        priming = self._plan_priming(spec, turns, mode, len(conv.turns))
+        switching = mode is not self.session.mode
+        index = 0 if switching else len(snap.conversation.turns)
+        priming = self._plan_priming(snap, spec, turns, mode, index)
         quotes = []
         if priming is not None:
             quotes.append(self._priming_quote(spec, priming))
@@ -111,13 +125,11 @@ class Planner:
         if do_review:
             from app.core.ask.review import review_quote
 
-            rq = review_quote(self, spec, turns, mode, local_only)
-            if rq is not None:
-                quotes.append(rq)
+            quotes.extend(review_quote(self, snap, spec, turns, mode, local_only))
         return Plan(
             question=question,
             mode=mode,
-            conversation=conv,
+            snapshot=snap,
             turns=turns,
             route=route,
             rendered=rendered,
@@ -126,6 +138,7 @@ class Planner:
             review=do_review,
             quotes=tuple(quotes),
             local_only=local_only,
+            budget=self.quotes_question("question", quotes, Decimal(0)),
         )
 
     def max_tokens(self, spec: BackendSpec, mode: ThinkingMode) -> int:
@@ -135,19 +148,21 @@ class Planner:
 
     def render(
         self,
+        snap: Snapshot,
         spec: BackendSpec,
         turns: Sequence[Turn],
         mode: ThinkingMode,
         *,
         exact: bool = False,
     ) -> RenderedPrompt:
-        """The prompt for ``spec``. ``exact``: token ids for in-process engines, and the
-        engine's own tokenizer where the family needs it (this loads the model)."""
+        """The prompt for ``spec``, memoised in ``snap``. ``exact``: token ids for
+        in-process engines, and the engine's own tokenizer where the family needs it
+        (this loads the model)."""
         profile = self.pool.profile(spec.name)
         in_process = spec.kind in IN_PROCESS_KINDS
         ids = in_process and exact
         key = (spec.name, hash((tuple(turns), mode)), ids)
-        cached = self._renders.get(key)
+        cached = snap.renders.get(key)
         if cached is not None:
             return cached
         engine = None
@@ -155,21 +170,20 @@ class Planner:
         if in_process and needs_engine and (exact or self.pool.built(spec.name) is not None):
             engine = self.engine_tokenizer(spec)
         rendered = renderer_for(profile, engine).render(
-            self.system, self._corpus, list(turns), mode, with_ids=ids
+            self.system, snap.corpus, list(turns), mode, with_ids=ids
         )
-        self._renders[key] = rendered
+        snap.renders[key] = rendered
         return rendered
 
     def mode_change_quote(self, new_mode: ThinkingMode, question: str) -> ModeChangeQuote:
         """What switching the session to ``new_mode`` costs: the corpus read again."""
         old = self.session.mode
-        conv = self.session.conversation()
-        self._corpus, turns = conversation_turns(conv, question)
-        self._renders.clear()
-        local_only = any(d.local_only for d in conv.documents)
+        snap = self.snapshot()
+        turns = conversation_turns(snap.conversation, question)
+        local_only = any(d.local_only for d in snap.conversation.documents)
         route = self.router.draft(
-            lambda s: self.render(s, turns, old).prompt_tokens + self.max_tokens(s, old),
-            prompt=lambda s: self.render(s, turns, old).prompt_tokens,
+            lambda s: self.render(snap, s, turns, old).prompt_tokens + self.max_tokens(s, old),
+            prompt=lambda s: self.render(snap, s, turns, old).prompt_tokens,
             local_only=local_only,
         )
         spec = route.spec
@@ -179,7 +193,7 @@ class Planner:
             self.candidate(spec, old),
             renderer_for(profile, engine),
             self.system,
-            self._corpus,
+            snap.corpus,
             turns,
             old,
             new_mode,
@@ -213,10 +227,23 @@ class Planner:
         return [e.payload for e in self.session.events(("backend_call",))]
 
     def _plan_priming(
-        self, spec: BackendSpec, turns: Sequence[Turn], mode: ThinkingMode, index: int
+        self,
+        snap: Snapshot,
+        spec: BackendSpec,
+        turns: Sequence[Turn],
+        mode: ThinkingMode,
+        index: int,
+        *,
+        reuse: str = "conversation",
     ) -> PrimingRequest | None:
-        if not (self.settings.prime_cache and mode.thinking and self.deepseek_cache(spec)):
+        """A 1-token request that stores the corpus as its own cache unit, when the next
+        request would otherwise miss it. ``reuse``: what the next request on ``spec``
+        shares with this one: the conversation (the next question), or only the corpus
+        prefix (the next review or escalation, whose last turn differs)."""
+        if not self.settings.prime_cache or not self.deepseek_cache(spec):
             return None
+        if reuse == "conversation" and not mode.thinking:
+            return None  # the next question starts with this one's output unit
         profile = self.pool.profile(spec.name)
         model = api_cache.replay(
             self._calls(), api_cache.cache_owner(spec, model_name(self.pool, spec))
@@ -227,10 +254,11 @@ class Planner:
             model,
             renderer=renderer_for(profile),
             system=self.system,
-            corpus=self._corpus,
+            corpus=snap.corpus,
             turns=turns,
             profile=profile,
             at=dt.datetime.now(dt.UTC),
+            reuse=reuse,
         )
 
     def candidate(self, spec: BackendSpec, mode: ThinkingMode) -> Candidate:
@@ -300,6 +328,12 @@ class Planner:
         ]
         return expected_output_tokens(done)
 
+    def with_priming(
+        self, quote: CallQuote, spec: BackendSpec, priming: PrimingRequest | None
+    ) -> tuple[CallQuote, ...]:
+        """``quote``, and the quote of the priming request sent with that call, if any."""
+        return (quote,) if priming is None else (quote, self._priming_quote(spec, priming))
+
     def _priming_quote(self, spec: BackendSpec, priming: PrimingRequest) -> CallQuote:
         exp = priming.expected
         return CallQuote(
@@ -326,53 +360,67 @@ class Planner:
 
     # --- budget ---------------------------------------------------------------------------
 
-    def check_budget(
-        self, step: str, expected: Decimal | None, spent_now: Decimal, confirm: Confirm
-    ) -> None:
-        """Ask ``confirm`` (or refuse) when ``expected`` would pass a cap."""
+    def quotes_question(
+        self, step: str, quotes: Sequence[CallQuote], spent_now: Decimal
+    ) -> BudgetQuestion | None:
+        """``budget_question`` for the calls ``quotes`` (a step and its priming request)."""
+        expected = total_usd(q.cost_usd for q in quotes)
+        return self.budget_question(
+            step, expected, total_usd(q.worst_usd for q in quotes), spent_now
+        )
+
+    def budget_question(
+        self,
+        step: str,
+        expected: Decimal | None,
+        worst: Decimal | None,
+        spent_now: Decimal,
+    ) -> BudgetQuestion | None:
+        """The question to ask before ``step`` when its expected or worst-case cost
+        (``worst``: nothing cached and ``max_tokens`` out) would pass a cap; None when
+        it stays within every cap."""
         s = self.settings
         money = pricing.format_money
         session_spent = self.session.spend().total
+        caps = s.budget_message_usd is not None or s.budget_session_usd is not None
         reasons = []
-        if expected is None:
-            if s.budget_message_usd is not None or s.budget_session_usd is not None:
+        if expected is None or worst is None:
+            if caps:
                 reasons.append(
                     "The price of this step is unknown (no price for the model), so the "
                     "budget cannot be checked."
                 )
         else:
-            if s.budget_message_usd is not None and spent_now + expected > s.budget_message_usd:
+            cost = f"about {money(spent_now + expected)} (at most {money(spent_now + worst)})"
+            cap = s.budget_message_usd
+            if cap is not None and spent_now + worst > cap:
                 reasons.append(
-                    f"This question would cost about {money(spent_now + expected)}, over "
-                    f"the per-message cap of {money(s.budget_message_usd)}."
+                    f"This message would cost {cost}, over your per-message cap of {money(cap)}."
                 )
             cap = s.budget_session_usd
-            if cap is not None and session_spent + expected > cap:
+            if cap is not None and session_spent + worst > cap:
                 reasons.append(
-                    f"The session would reach about {money(session_spent + expected)}, "
-                    f"over the per-session cap of {money(cap)}."
+                    f"The session would reach about {money(session_spent + expected)} (at most "
+                    f"{money(session_spent + worst)}), over your per-session cap of {money(cap)}."
                 )
         if not reasons:
-            return
-        question = BudgetQuestion(step, expected, spent_now, session_spent, tuple(reasons))
-        if not confirm(question):
-            raise BudgetExceededError(
-                question.text + " Nothing was sent for this step. Raise the cap "
-                "(--budget-message/--budget-session or [budget] in the config), or "
-                "confirm (--yes)."
-            )
+            return None
+        return BudgetQuestion(step, expected, worst, spent_now, session_spent, tuple(reasons))
 
 
-def conversation_turns(conv: Conversation, question: str) -> tuple[str, tuple[Turn, ...]]:
-    """(corpus block, turns) for the renderers: the history, then the new question
-    carrying the documents added since the last turn."""
+def conversation_corpus(conv: Conversation) -> str:
+    """The corpus block of ``conv`` (counted: a reopened session is not tokenized again)."""
     from app.core.prompt.corpus import counted_corpus
 
-    # Counted: a reopened session's corpus is not tokenized again to be counted.
-    corpus = counted_corpus([d.document for d in conv.corpus])
+    return counted_corpus([d.document for d in conv.corpus])
+
+
+def conversation_turns(conv: Conversation, question: str) -> tuple[Turn, ...]:
+    """The turns for the renderers: the history, then the new question carrying the
+    documents added since the last turn."""
     turns = [Turn(t.question, t.answer, added_block(t.added)) for t in conv.turns]
     turns.append(Turn(question, None, added_block(conv.pending)))
-    return corpus, tuple(turns)
+    return tuple(turns)
 
 
 def added_block(docs: Sequence[StoredDocument]) -> str:

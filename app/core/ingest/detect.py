@@ -20,7 +20,7 @@ PAGED_KINDS = {
     ".oxps": "xps",
     ".cbz": "cbz",
 }
-ZIP_KINDS = frozenset({"epub", "cbz", "docx"})
+ZIP_KINDS = frozenset({"epub", "cbz", "docx", "odt"})
 
 TEXT_KINDS = {
     ".txt": "text",
@@ -89,7 +89,7 @@ BINARY_EXTENSIONS = frozenset({
     ".lib", ".obj", ".class", ".pyc", ".pyo", ".wasm", ".bin", ".dat", ".db", ".sqlite",
     ".sqlite3", ".ttf", ".otf", ".woff", ".woff2", ".eot", ".dmg", ".iso", ".img",
     ".pkl", ".pickle", ".npy", ".npz", ".pt", ".pth", ".onnx", ".safetensors", ".gguf",
-    ".h5", ".parquet", ".avro", ".xlsx", ".xls", ".pptx", ".ppt", ".doc", ".odt", ".ods",
+    ".h5", ".parquet", ".avro", ".xlsx", ".xls", ".pptx", ".ppt", ".doc", ".ods",
     ".odp", ".rtf", ".pages", ".key", ".numbers", ".lockb",
 })  # fmt: skip
 
@@ -122,7 +122,7 @@ class Kind:
     """What to do with a file: its kind, language, and extractor family."""
 
     kind: str
-    family: str  # "paged", "docx", "text"
+    family: str  # "paged", "docx" (word processors: DOCX, ODT), "text"
     language: str | None = None
 
 
@@ -139,8 +139,8 @@ def kind_of(name: str, head: bytes) -> Kind:
     base, suffix = split_name(name)
     if suffix in PAGED_KINDS:
         return Kind(PAGED_KINDS[suffix], "paged")
-    if suffix == ".docx":
-        return Kind("docx", "docx")
+    if suffix in (".docx", ".odt"):
+        return Kind(suffix[1:], "docx")
     if head.startswith(b"%PDF-"):
         return Kind("pdf", "paged")
     if suffix in TEXT_KINDS:

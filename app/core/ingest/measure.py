@@ -34,10 +34,14 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from app.core.prompt import corpus
 from app.core.ingest import pretok
 from app.core.ingest.model import Document
+from app.core.prompt import corpus
 from app.core.tokens import TokenCounter
+
+# Bump when a change here changes any count: counts stored on disk under
+# another format (``count_cache``) are then counted again.
+COUNT_FORMAT = "1"
 
 # Slices of text are cut further near this size so the tokenizer's parallel
 # batch has enough items (one item runs on one core).

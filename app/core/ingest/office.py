@@ -1,8 +1,10 @@
-"""Text of DOCX files through python-docx: paragraphs, headings and tables in order.
+"""Text of word-processor documents: DOCX through python-docx, ODT through ``odf``.
 
 Headings become Markdown ``#`` lines and table rows become `` | ``-joined
 cells, so the structure survives as plain text the model reads well. The body
-is walked in document order so tables stay where they were.
+is walked in document order so tables stay where they were. ``office_text``
+picks the reader by kind; both fail with ``OfficeError`` (or ``ArchiveError``
+from the ZIP check).
 """
 
 from __future__ import annotations
@@ -10,12 +12,23 @@ from __future__ import annotations
 import re
 
 from app.core.ingest.archive import check_zip
+from app.core.ingest.odf import OdfError, odt_text
 
 _HEADING = re.compile(r"Heading (\d)$")
 
 
 class OfficeError(Exception):
     """The document cannot be read; ``str(e)`` says why in plain words."""
+
+
+def office_text(path: str, kind: str) -> str:
+    """The text of a document of ``kind`` "docx" or "odt", one paragraph or row per line."""
+    if kind != "odt":
+        return docx_text(path)
+    try:
+        return odt_text(path)
+    except OdfError as exc:
+        raise OfficeError(str(exc)) from None
 
 
 def docx_text(path: str) -> str:

@@ -5,8 +5,10 @@ duplicate check, type, text), and counts tokens with the DeepSeek V4
 tokenizer. Work overlaps: paged documents are extracted in worker processes
 (``pool``) while the calling thread reads text files, and a counting thread
 tokenizes batches as they fill (``measure``; the tokenizer runs in parallel
-without the GIL). One bad file never stops the others: each becomes a
-Problem with its reason, including unexpected errors.
+without the GIL). Counts are stored on disk by content hash (``count_cache``),
+so a document read before is not tokenized again, and the tokenizer is not
+even loaded when nothing is new. One bad file never stops the others: each
+becomes a Problem with its reason, including unexpected errors.
 
 ``ingest()`` blocks; ``ingest_in_background()`` runs it on its own thread and
 returns a Future, so a UI never waits on it. Progress is reported on the
@@ -28,6 +30,7 @@ from typing import Protocol
 
 from app.core.ingest import detect, paged
 from app.core.ingest.archive import ArchiveError
+from app.core.ingest.count_cache import CountCache, open_for
 from app.core.ingest.decode import DecodeError, decode_text
 from app.core.ingest.measure import Plan, finish, plan
 from app.core.ingest.model import Document, Duplicate, IngestResult, Problem, Progress
@@ -51,6 +54,8 @@ class IngestOptions:
     # Paged documents totalling at least this many bytes go to worker processes
     # (their start overlaps other work; below this, extracting in process is as fast).
     pool_threshold: int = 1_000_000
+    # Reuse and store token counts in the data dir (``count_cache``).
+    count_cache: bool = True
 
 
 class Cancellable(Protocol):
@@ -124,6 +129,7 @@ class _Slot:
     # Paged documents from the pool: token counts of page ranges, by first page.
     range_counts: dict[int, cf.Future[list[int]]] = dataclasses.field(default_factory=dict)
     page_tokens: int | None = None
+    count_key: bytes | None = None  # where its counts go in the count cache
 
 
 class _Run:
@@ -155,6 +161,8 @@ class _Run:
         self.bytes_total = 0
         self.bytes_done = 0
         self.tokens = 0
+        self.cache: CountCache | None = open_for(counter) if options.count_cache else None
+        self.counter_requested = False
 
     # -- the run ------------------------------------------------------------
 
@@ -166,6 +174,8 @@ class _Run:
             if self.pool is not None:
                 self.pool.close(cancel=cancelled)
             self.counting.shutdown(wait=not cancelled, cancel_futures=cancelled)
+            if self.cache is not None:
+                self.cache.close()  # stores the new counts
 
     def _run(self) -> IngestResult:
         opts = self.options
@@ -192,7 +202,8 @@ class _Run:
                 kind = detect.kind_of(slot.candidate.path, b"")
                 if slot.size and kind.family == "paged":
                     self._start_job(slot, kind.kind)
-        self.counting.submit(self._counter)  # load the tokenizer (~0.3 s) while reading
+        if self.cache is None:
+            self._load_counter()
 
         for slot in self.slots:
             if self._cancelled():
@@ -318,10 +329,10 @@ class _Run:
         slot.draft = self._draft(slot, text, language=kind.language)
 
     def _read_docx(self, slot: _Slot) -> None:
-        from app.core.ingest.office import OfficeError, docx_text
+        from app.core.ingest.office import OfficeError, office_text
 
         try:
-            text = docx_text(str(slot.candidate.source))
+            text = office_text(str(slot.candidate.source), slot.kind)
         except (OfficeError, ArchiveError) as exc:
             self._problem(slot, str(exc))
             return
@@ -432,6 +443,13 @@ class _Run:
         # Planning is Python (GIL) work done here, while the counting thread
         # tokenizes earlier batches without the GIL.
         assert slot.draft is not None
+        if self.cache is not None:
+            slot.count_key = self.cache.document_key(slot.draft)
+            known = self.cache.get(slot.count_key)
+            if known is not None:
+                self._measured(slot, *known)
+                return
+        self._load_counter()
         self.pending.append(slot)
         self.plans.append(plan(slot.draft, slot.page_tokens))
         if slot.page_tokens is None:
@@ -449,7 +467,30 @@ class _Run:
 
     def _count_later(self, texts: list[str]) -> cf.Future[list[int]]:
         """Count ``texts`` on the counting thread (in order with the batches)."""
-        return self.counting.submit(lambda: self._counter().count_batch(texts))
+        return self.counting.submit(self._count_texts, texts)
+
+    def _count_texts(self, texts: list[str]) -> list[int]:
+        """Counts of ``texts``, from the count cache where it has them."""
+        cache = self.cache
+        if cache is None:
+            return self._counter().count_batch(texts)
+        keys = [cache.text_key(t) for t in texts]
+        known = cache.get_many(keys)
+        counts = [known[k][0] if k in known else -1 for k in keys]
+        todo = [i for i, n in enumerate(counts) if n < 0]
+        if todo:
+            fresh = self._counter().count_batch([texts[i] for i in todo])
+            for i, n in zip(todo, fresh, strict=True):
+                counts[i] = n
+            cache.put_many((keys[i], counts[i], 0) for i in todo)
+        return counts
+
+    def _load_counter(self) -> None:
+        """Start loading the tokenizer (~0.3 s) on the counting thread, once: a run
+        whose counts are all in the cache never loads it."""
+        if not self.counter_requested:
+            self.counter_requested = True
+            self.counting.submit(self._counter)
 
     def _counter(self) -> TokenCounter:
         """The token counter; only the counting thread calls this (it loads once)."""
@@ -469,11 +510,16 @@ class _Run:
                     self._problem(slot, f"could not count its tokens: {exc}"[:300])
                 continue
             for slot, (tokens, block) in zip(batch, counts, strict=True):
-                assert slot.draft is not None
-                slot.document = dataclasses.replace(slot.draft, tokens=tokens, block_tokens=block)
-                slot.draft = None
-                slot.finished = True
-                self.tokens += tokens
+                if self.cache is not None and slot.count_key is not None:
+                    self.cache.put(slot.count_key, tokens, block)
+                self._measured(slot, tokens, block)
+
+    def _measured(self, slot: _Slot, tokens: int, block: int) -> None:
+        assert slot.draft is not None
+        slot.document = dataclasses.replace(slot.draft, tokens=tokens, block_tokens=block)
+        slot.draft = None
+        slot.finished = True
+        self.tokens += tokens
 
     # -- waiting, progress, cancellation -------------------------------------
 

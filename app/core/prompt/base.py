@@ -25,8 +25,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from app.core.prompt.corpus import CountedText
 from app.core.ingest.pretok import is_newline_cut
+from app.core.prompt.corpus import CountedText
 from backends.base import Message, ThinkingMode
 
 

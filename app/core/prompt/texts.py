@@ -27,9 +27,14 @@ _CORRECTED_HEADING = re.compile(
 
 
 @functools.cache
-def system_prompt() -> str:
-    """The system prompt, ending with a blank line so the corpus block starts clean."""
-    text = resource("prompts", "system.md").read_text(encoding="utf-8")
+def system_prompt(*, demo: bool = False) -> str:
+    """The system prompt, ending with a blank line so the corpus block starts clean.
+
+    ``demo``: the embedded demo model's (a few sentences, no citation examples: a
+    270M model copies examples as if they were answers and cites places that do
+    not exist)."""
+    name = "system_demo.md" if demo else "system.md"
+    text = resource("prompts", name).read_text(encoding="utf-8")
     return text.rstrip("\n") + "\n\n"
 
 

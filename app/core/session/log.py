@@ -25,8 +25,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from app.core.session.answer_writer import FLUSH_BYTES, FLUSH_SECONDS, AnswerWriter, WriterError
 from app.core.ingest.model import Document, IngestResult
+from app.core.session.answer_writer import FLUSH_BYTES, FLUSH_SECONDS, AnswerWriter, WriterError
 from app.core.session.records import (
     AddReport,
     AnswerRecord,
@@ -271,6 +271,25 @@ class Session:
             self.id, doc_ids, "excluded", {"action": "excluded", "ids": list(doc_ids)}
         )
 
+    def include(self, doc_ids: Sequence[int]) -> EventRow:
+        """Bring excluded documents back into the prompt, where they were."""
+        by_id = {d.id: d for d in self.documents()}
+        if missing := [i for i in doc_ids if i not in by_id]:
+            raise SessionError(f"Documents {missing} are not in session {self.name!r}.")
+        back = [i for i in doc_ids if by_id[i].status == "excluded"]
+        return self.store.set_document_status(
+            self.id, back, "active", {"action": "included", "ids": back}
+        )
+
+    def set_local_only(self, doc_ids: Sequence[int], flag: bool) -> EventRow:
+        """Tag documents local-only (never sent off this machine), or lift the tag."""
+        known = {d.id for d in self.documents()}
+        if missing := [i for i in doc_ids if i not in known]:
+            raise SessionError(f"Documents {missing} are not in session {self.name!r}.")
+        return self.store.set_documents_local_only(
+            self.id, doc_ids, flag, {"action": "local_only", "ids": list(doc_ids), "flag": flag}
+        )
+
     def _active_by_source(self) -> dict[str, StoredDocument]:
         return {
             str(Path(d.document.source).resolve()): d
@@ -342,12 +361,16 @@ class Session:
             )
         return out
 
-    def conversation(self) -> Conversation:
+    def conversation(self, *, until: int | None = None) -> Conversation:
         """The corpus and the finished turns, with each document batch placed in
         the first question asked after it (documents never enter the corpus
-        once a question was asked)."""
+        once a question was asked). ``until``: the conversation as it stood when
+        that question was asked (for reviewing an earlier answer)."""
         docs = self.rendered_documents()
         turns = self.turns()
+        if until is not None:
+            docs = [d for d in docs if d.event_id < until]
+            turns = [t for t in turns if t.question_id < until]
         if not turns:
             return Conversation(corpus=tuple(docs), turns=(), pending=())
         first = turns[0].question_id
@@ -364,11 +387,33 @@ class Session:
         pending = tuple(d for d in docs if d.event_id > boundary)
         return Conversation(corpus=corpus, turns=tuple(history), pending=pending)
 
-    def ask(self, text: str, **details: Any) -> EventRow:
-        """Log a question (committed before anything is sent)."""
-        return self.store.append_event(
-            self.id, "question", {"text": text, "mode": str(self.mode), **details}
+    def ask(
+        self,
+        text: str,
+        *,
+        mode: ThinkingMode | None = None,
+        mode_quote: Mapping[str, Any] | None = None,
+        **details: Any,
+    ) -> EventRow:
+        """Log a question (committed before anything is sent). A ``mode`` other than the
+        session's is switched to in the same transaction, so a question that is never
+        logged leaves the mode as it was."""
+        mode = mode or self.mode
+        events: list[tuple[str, Mapping[str, Any]]] = []
+        if mode is not self.mode:
+            events.append(
+                (
+                    "mode_changed",
+                    {"from": str(self.mode), "to": str(mode), "quote": mode_quote or {}},
+                )
+            )
+        events.append(("question", {"text": text, "mode": str(mode), **details}))
+        rows = self.store.append_events(
+            self.id, events, mode=str(mode) if mode is not self.mode else None
         )
+        if len(rows) > 1:
+            self.reload()
+        return rows[-1]
 
     def record_call(self, question_id: int | None, payload: Mapping[str, Any]) -> EventRow:
         """Log one backend call: usage, cost, latency, outcome."""

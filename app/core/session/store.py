@@ -23,19 +23,34 @@ SQLite connections are not shared across threads: each thread gets its own.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import os
 import sqlite3
 import threading
 import zlib
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from app.core.prompt.corpus import count_basis
 from app.core.ingest.model import Document
+from app.core.prompt.corpus import count_basis
+from app.core.session.schema import MIGRATIONS, StoreError, migrate, now_iso, parse_ts
+
+__all__ = [
+    "DB_NAME",
+    "LIVE_WRITERS",
+    "MIGRATIONS",
+    "EventRow",
+    "SessionRow",
+    "Store",
+    "StoreError",
+    "StoredDocument",
+    "data_dir",
+    "migrate",
+    "now_iso",
+    "parse_ts",
+]
 
 DB_NAME = "lectern.db"
 
@@ -48,135 +63,6 @@ def data_dir() -> Path:
     from app.core.config import data_dir as configured
 
     return configured()
-
-
-def now_iso() -> str:
-    """UTC timestamp with microseconds; prices depend on it (peak hours)."""
-    return dt.datetime.now(dt.UTC).isoformat(timespec="microseconds")
-
-
-def parse_ts(value: str) -> dt.datetime:
-    return dt.datetime.fromisoformat(value)
-
-
-class StoreError(RuntimeError):
-    """The database cannot be opened or is from a newer Lectern."""
-
-
-# --- migrations ---------------------------------------------------------------
-
-
-def _script(conn: sqlite3.Connection, sql: str) -> None:
-    """Run statements one by one (``executescript`` would commit mid-migration)."""
-    statement = ""
-    for line in sql.splitlines(keepends=True):
-        statement += line
-        if sqlite3.complete_statement(statement):
-            conn.execute(statement)
-            statement = ""
-    if statement.strip():
-        raise StoreError(f"Incomplete SQL statement in a migration: {statement!r}")
-
-
-def m001_initial(conn: sqlite3.Connection) -> None:
-    _script(
-        conn,
-        """
-        CREATE TABLE sessions (
-            id INTEGER PRIMARY KEY,
-            name TEXT NOT NULL UNIQUE,
-            created TEXT NOT NULL,
-            updated TEXT NOT NULL,
-            mode TEXT NOT NULL,
-            settings TEXT NOT NULL DEFAULT '{}'
-        );
-        CREATE TABLE events (
-            id INTEGER PRIMARY KEY,
-            session_id INTEGER NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
-            ts TEXT NOT NULL,
-            type TEXT NOT NULL,
-            status TEXT,
-            payload TEXT NOT NULL
-        );
-        CREATE INDEX events_by_session ON events(session_id, id);
-        CREATE INDEX events_streaming ON events(status) WHERE status = 'streaming';
-        CREATE TABLE documents (
-            id INTEGER PRIMARY KEY,
-            session_id INTEGER NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
-            seq INTEGER NOT NULL,
-            event_id INTEGER NOT NULL REFERENCES events(id),
-            path TEXT NOT NULL,
-            source TEXT NOT NULL,
-            kind TEXT NOT NULL,
-            sha256 TEXT NOT NULL,
-            size INTEGER NOT NULL,
-            mtime REAL NOT NULL,
-            tokens INTEGER NOT NULL,
-            anchor TEXT NOT NULL,
-            page_starts TEXT NOT NULL,
-            notes TEXT NOT NULL,
-            language TEXT,
-            local_only INTEGER NOT NULL DEFAULT 0,
-            status TEXT NOT NULL DEFAULT 'active',
-            text BLOB NOT NULL,
-            UNIQUE (session_id, seq)
-        );
-        CREATE INDEX documents_by_session ON documents(session_id, seq);
-        """,
-    )
-
-
-def m002_document_block_tokens(conn: sqlite3.Connection) -> None:
-    # Tokens the document occupies in the rendered corpus block (header, markers).
-    conn.execute("ALTER TABLE documents ADD COLUMN block_tokens INTEGER")
-
-
-def m003_document_count_basis(conn: sqlite3.Connection) -> None:
-    # What block_tokens was measured with (app.core.prompt.corpus.count_basis); counts
-    # stored before this column existed have none and are counted again.
-    conn.execute("ALTER TABLE documents ADD COLUMN count_basis TEXT")
-
-
-MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
-    m001_initial,
-    m002_document_block_tokens,
-    m003_document_count_basis,
-)
-
-
-def migrate(conn: sqlite3.Connection) -> list[str]:
-    """Apply the migrations this database lacks; returns the names applied."""
-    conn.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied TEXT)")
-    done = {row[0] for row in conn.execute("SELECT name FROM _migrations")}
-    known = {m.__name__ for m in MIGRATIONS}
-    if unknown := done - known:
-        raise StoreError(
-            f"This database was written by a newer Lectern (migrations {sorted(unknown)}): "
-            "upgrade Lectern, or set LECTERN_HOME to use another data dir."
-        )
-    applied = []
-    for migration in MIGRATIONS:
-        if migration.__name__ in done:
-            continue
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            # Another process may have migrated while we waited for the lock.
-            if conn.execute(
-                "SELECT 1 FROM _migrations WHERE name = ?", (migration.__name__,)
-            ).fetchone():
-                conn.execute("ROLLBACK")
-                continue
-            migration(conn)
-            conn.execute(
-                "INSERT INTO _migrations (name, applied) VALUES (?, ?)",
-                (migration.__name__, now_iso()),
-            )
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        applied.append(migration.__name__)
-    return applied
 
 
 # --- rows ---------------------------------------------------------------------
@@ -311,6 +197,21 @@ class Store:
                 )
             _touch(conn, session_id)
 
+    def rename_session(self, session_id: int, name: str) -> None:
+        try:
+            with self.transaction() as conn:
+                conn.execute("UPDATE sessions SET name = ? WHERE id = ?", (name, session_id))
+                _touch(conn, session_id)
+        except sqlite3.IntegrityError as exc:
+            raise StoreError(f"A session named {name!r} already exists.") from exc
+
+    def delete_session(self, session_id: int) -> None:
+        """Remove a session with its documents and its whole log."""
+        with self.transaction() as conn:
+            conn.execute("DELETE FROM documents WHERE session_id = ?", (session_id,))
+            conn.execute("DELETE FROM events WHERE session_id = ?", (session_id,))
+            conn.execute("DELETE FROM sessions WHERE id = ?", (session_id,))
+
     def session_rows(self) -> list[SessionRow]:
         rows = self.conn.execute("SELECT * FROM sessions ORDER BY updated DESC").fetchall()
         return [_session_row(r) for r in rows]
@@ -346,6 +247,32 @@ class Store:
             _touch(conn, session_id, ts)
         assert cur.lastrowid is not None
         return EventRow(cur.lastrowid, session_id, ts, type_, status, json.loads(body))
+
+    def append_events(
+        self,
+        session_id: int,
+        events: Sequence[tuple[str, Mapping[str, Any]]],
+        *,
+        mode: str | None = None,
+    ) -> list[EventRow]:
+        """Append several events (and set the session's ``mode``) in one transaction:
+        all of them are in the log, or none."""
+        ts = now_iso()
+        rows = []
+        with self.transaction() as conn:
+            if mode is not None:
+                conn.execute("UPDATE sessions SET mode = ? WHERE id = ?", (mode, session_id))
+            for type_, payload in events:
+                body = json.dumps(payload, ensure_ascii=False)
+                cur = conn.execute(
+                    "INSERT INTO events (session_id, ts, type, status, payload) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    (session_id, ts, type_, None, body),
+                )
+                assert cur.lastrowid is not None
+                rows.append(EventRow(cur.lastrowid, session_id, ts, type_, None, json.loads(body)))
+            _touch(conn, session_id, ts)
+        return rows
 
     def update_event(
         self, event_id: int, payload: Mapping[str, Any], *, status: str | None = None
@@ -482,6 +409,26 @@ class Store:
                 conn.execute(
                     "UPDATE documents SET status = ? WHERE id = ? AND session_id = ?",
                     (status, doc_id, session_id),
+                )
+            cur = conn.execute(
+                "INSERT INTO events (session_id, ts, type, status, payload) VALUES (?, ?, ?, ?, ?)",
+                (session_id, ts, "documents", None, body),
+            )
+            _touch(conn, session_id, ts)
+        assert cur.lastrowid is not None
+        return EventRow(cur.lastrowid, session_id, ts, "documents", None, json.loads(body))
+
+    def set_documents_local_only(
+        self, session_id: int, doc_ids: Sequence[int], flag: bool, event_payload: Mapping[str, Any]
+    ) -> EventRow:
+        """Tag (or untag) documents local-only, logging the change in the same transaction."""
+        ts = now_iso()
+        body = json.dumps(event_payload, ensure_ascii=False)
+        with self.transaction() as conn:
+            for doc_id in doc_ids:
+                conn.execute(
+                    "UPDATE documents SET local_only = ? WHERE id = ? AND session_id = ?",
+                    (int(flag), doc_id, session_id),
                 )
             cur = conn.execute(
                 "INSERT INTO events (session_id, ts, type, status, payload) VALUES (?, ?, ?, ?, ?)",

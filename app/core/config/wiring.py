@@ -1,7 +1,7 @@
 """From the user's config to working parts: backends, router, cascade settings.
 
 The config is read and validated by ``app.core.config.load_config`` only; this
-module turns the validated ``Config`` into parts. The CLI (and later the
+module turns the validated ``Config`` into parts and validates nothing again. The CLI (and later the
 window) calls ``wire(config)`` once and gets the backend pool (built lazily),
 the router with its guard, the cascade settings (review, escalation, budgets)
 and the model profiles with the user's overrides. With no backend configured
@@ -19,11 +19,13 @@ from pathlib import Path
 from typing import Any
 
 from app.core.ask.types import CascadeSettings
-from app.core.config import Config, ConfigError
+from app.core.config.messages import ConfigError
+from app.core.config.model import Config
 from backends.base import ThinkingMode
 from backends.factory import BackendPool
 from backends.profiles import Profile, ProfileError
 from backends.router import Router, RouterSettings
+from backends.settings import OpenAISettings
 
 DEMO_NOTE = (
     "Demo mode: {why}, so this answer comes from the tiny Gemma 3 270M model running "
@@ -87,7 +89,7 @@ def wire(
         raise ConfigError(str(exc)) from exc
     try:
         pool = BackendPool(config.backend_tables(), profiles, data_dir=config.data_dir)
-    except ValueError as exc:  # backends.factory.ConfigError
+    except ValueError as exc:  # an unknown profile (checked at load already)
         raise ConfigError(str(exc)) from exc
     casc = config.cascade
     try:
@@ -110,9 +112,9 @@ def wire(
         max_escalations=casc.max_escalations,
         max_tries=casc.max_tries,
         backend_max_tries={
-            name: int(b.table["max_tries"])
+            name: b.max_tries
             for name, b in config.backends.items()
-            if "max_tries" in b.table
+            if isinstance(b, OpenAISettings) and b.max_tries is not None
         },
         max_tokens=over.get("max_tokens") or config.session.max_tokens,
         budget_message_usd=_money(over.get("budget_message"), config.budget.per_message_usd),

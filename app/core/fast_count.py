@@ -1,0 +1,336 @@
+"""Exact DeepSeek V4 token counts at tiktoken's speed.
+
+Counting is most of what ingestion does, and Hugging Face ``tokenizers`` is
+the slow part of it. V4's tokenizer is a byte-level BPE whose ranks are its
+merge order (a token's id is 259 plus the index of the merge that makes it),
+so tiktoken can run the same BPE from the vocabulary taken as mergeable
+ranks, 3-5x faster. ``app.core.tokens`` uses this module for counts and
+keeps ``tokenizers`` as the reference and the fallback.
+
+What tiktoken cannot take as is, is the pre-tokenizer: three ``Split`` rules
+applied one after another, each to every piece the one before produced
+(``pretok.PRE_TOKENIZER_PATTERNS``): digit chunks, then CJK runs, then the
+main rule. ``PATTERN`` is one regex that cuts any text into the same pieces:
+
+* the digit rule comes first, and no other alternative matches a digit, so
+  digits are chunked by three from the left as step 1 does;
+* every alternative of the main rule excludes CJK chars and digits (they are
+  pieces of their own, the main rule never sees across them), and the
+  lookahead of ``\\s+(?!\\S)`` takes a digit or CJK char for the end of its
+  piece, as it is in ``tokenizers``;
+* the main rule also runs inside a CJK run (it splits at ``・``, at the
+  sound marks ``゛゜`` and at unassigned code points): the CJK alternatives
+  are the main rule restricted to CJK chars;
+* text the main rule does not match (control chars, ZWJ, BOM, private use,
+  unassigned code points) is a piece of its own in ``tokenizers`` but
+  silently dropped by tiktoken unless the pattern matches it: the last
+  alternatives match exactly those runs.
+
+``load()`` checks every assumption this rests on against ``tokenizer.json``
+and raises ``Unsupported`` naming the first that fails; the caller then
+counts with ``tokenizers``. A text tiktoken cannot take (a whitespace run of
+about a million chars exceeds its regex engine's backtracking stack; lone
+surrogates) comes back as ``None`` to be counted by the reference.
+Exactness is proved file by file in ``tests/unit/test_fast_count.py``.
+"""
+
+from __future__ import annotations
+
+import functools
+import operator
+import os
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, cast
+
+from app.core.ingest.pretok import PRE_TOKENIZER_PATTERNS
+
+_CJK = "\u4e00-\u9fa5\u3040-\u309f\u30a0-\u30ff"  # step 2's ranges, inside a class
+_ASCII_PUNCT = "[!\"#$%&'()*+,\\-./:;<=>?@\\[\\\\\\]^_`{|}~]"
+_LM = f"[\\p{{L}}\\p{{M}}--[{_CJK}]]"  # a letter or mark the main rule sees
+
+PATTERN = "|".join(
+    (
+        # Step 1: digits, by three from the left.
+        "\\p{N}{1,3}",
+        # Step 3 inside a CJK run (step 2): letters with an optional
+        # non-letter prefix, punctuation/symbols, and runs nothing matches.
+        f"[{_CJK}&&[^\\p{{L}}\\p{{P}}\\p{{S}}]]?[{_CJK}&&[\\p{{L}}\\p{{M}}]]+",
+        f"[{_CJK}&&[\\p{{P}}\\p{{S}}]]+",
+        f"(?:[{_CJK}--[\\p{{L}}\\p{{M}}\\p{{P}}\\p{{S}}]](?![{_CJK}&&[\\p{{L}}\\p{{M}}]]))+",
+        # Step 3 elsewhere: the main rule, alternative by alternative, blind
+        # to digits and CJK chars (pieces of their own).
+        f"{_ASCII_PUNCT}[A-Za-z]+",
+        f"[^\\r\\n\\p{{L}}\\p{{P}}\\p{{S}}\\p{{N}}{_CJK}]?{_LM}+",
+        f" ?[\\p{{P}}\\p{{S}}--[{_CJK}]]+[\\r\\n]*",
+        "\\s*[\\r\\n]+",
+        f"\\s+(?![^\\s\\p{{N}}{_CJK}])",
+        "\\s+",
+        # What the main rule leaves unmatched: a run of chars none of its
+        # alternatives starts with, each not taken as the prefix of a letter run.
+        f"(?:[^\\s\\p{{L}}\\p{{M}}\\p{{P}}\\p{{S}}\\p{{N}}{_CJK}](?!{_LM}))+",
+    )
+)
+
+# The pre-tokenizer PATTERN reproduces, as tokenizer.json spells it.
+EXPECTED_PRE_TOKENIZER: dict[str, Any] = {
+    "type": "Sequence",
+    "pretokenizers": [
+        *(
+            {"type": "Split", "pattern": {"Regex": p}, "behavior": "Isolated", "invert": False}
+            for p in PRE_TOKENIZER_PATTERNS
+        ),
+        {"type": "ByteLevel", "add_prefix_space": False, "use_regex": False},
+    ],
+}
+
+# tiktoken looks for special tokens before splitting; with none its search
+# tries every position. One that is never allowed makes that search a fast
+# literal scan and changes nothing (a disallowed special is plain text).
+_NEVER_SPECIAL = "\U0010ffff<lectern: never a token>\U0010ffff"
+
+# A text that exercises every rule of PATTERN, including runs nothing matches.
+_PROBE = (
+    "Hello, world! 12345 x=1.5e-3\n\n  \tindent  \r\n中文・カタカナ゛\u3040あ\u3099 "
+    "e\u0301 \x00\x01\u200d\ufeff\ue000\U000e0001 😀👨\u200d👩\u200d👧 ٣٤٥ "
+    "<think>tag</think>   "
+)
+
+_PARALLEL_CHARS = 64 << 10  # below this, threads cost more than they save
+_CHUNKS_PER_WORKER = 4
+
+
+class Unsupported(Exception):
+    """``tokenizer.json`` is not what the fast counter reproduces; ``str(e)`` says why."""
+
+
+def byte_level_alphabet() -> dict[int, str]:
+    """GPT-2's byte-to-char map that byte-level BPE vocabularies are spelled in."""
+    printable = [*range(0x21, 0x7F), *range(0xA1, 0xAD), *range(0xAE, 0x100)]
+    chars = {b: chr(b) for b in printable}
+    extra = 0
+    for b in range(256):
+        if b not in chars:
+            chars[b] = chr(256 + extra)
+            extra += 1
+    return chars
+
+
+@functools.cache
+def _unspell_table() -> dict[int, str]:
+    """``str.translate`` table: a byte-level char to the latin-1 char of its byte;
+    any other char below U+0180 to one latin-1 cannot encode."""
+    table = {c: "\uffff" for c in range(0x180)}
+    for b, ch in byte_level_alphabet().items():
+        table[ord(ch)] = chr(b)
+    return table
+
+
+def _require(ok: bool, what: str) -> None:
+    if not ok:
+        raise Unsupported(what)
+
+
+def mergeable_ranks(raw: Mapping[str, Any]) -> dict[bytes, int]:
+    """V4's vocabulary as tiktoken's mergeable ranks (rank = token id), after
+    checking that ranks are merge order and the BPE is plain byte-level BPE."""
+    model = raw.get("model")
+    _require(isinstance(model, Mapping), "tokenizer.json has no model")
+    assert isinstance(model, Mapping)
+    _require(model.get("type") == "BPE", f"the model is {model.get('type')!r}, not BPE")
+    for key in ("dropout", "unk_token", "continuing_subword_prefix", "end_of_word_suffix"):
+        _require(model.get(key) in (None, ""), f"the BPE model sets {key}={model.get(key)!r}")
+    for key in ("byte_fallback", "ignore_merges"):
+        _require(not model.get(key), f"the BPE model sets {key}")
+    normalizer = raw.get("normalizer")
+    _require(
+        normalizer is None or normalizer == {"type": "Sequence", "normalizers": []},
+        "tokenizer.json normalizes text",
+    )
+    pre = raw.get("pre_tokenizer")
+    if isinstance(pre, Mapping) and isinstance(pre.get("pretokenizers"), list):
+        steps = [dict(s) for s in pre["pretokenizers"]]
+        if steps and steps[-1].get("type") == "ByteLevel":
+            steps[-1].pop("trim_offsets", None)  # offsets only
+        pre = {**pre, "pretokenizers": steps}
+    _require(pre == EXPECTED_PRE_TOKENIZER, "the pre-tokenizer is not the one PATTERN reproduces")
+    post = raw.get("post_processor")
+    _require(
+        post is None or (isinstance(post, Mapping) and post.get("type") == "ByteLevel"),
+        "a post-processor may add tokens",
+    )
+
+    vocab = model.get("vocab")
+    merges = model.get("merges")
+    _require(isinstance(vocab, Mapping) and isinstance(merges, list), "no vocab or merges")
+    assert isinstance(vocab, Mapping) and isinstance(merges, list)
+    n = len(vocab)
+    ids = list(vocab.values())
+    try:
+        _require(sorted(ids) == list(range(n)), "token ids are not 0..N-1, each once")
+    except TypeError:
+        raise Unsupported("a token id is not a number") from None
+    by_id = list(vocab) if ids == list(range(n)) else sorted(vocab, key=vocab.__getitem__)
+    spelled = _unspell(by_id)
+    ranks = {data: i for i, data in enumerate(spelled) if data is not None}
+    _require(len(ranks) == n - spelled.count(None), "two tokens spell the same bytes")
+    _require(all(bytes([b]) in ranks for b in range(256)), "a byte has no token")
+    added = {str(t.get("content")): t.get("id") for t in raw.get("added_tokens") or []}
+    for i, data in enumerate(spelled):
+        # Added tokens are removed before counting, and no merge can make them.
+        _require(data is not None or added.get(by_id[i]) == i, f"token {i} is not byte-level")
+    base = _check_merges(vocab, by_id, merges)
+    _require(base + len(merges) == n, "tokens beyond the last merge")
+    _require(
+        all(i < base for data, i in ranks.items() if len(data) == 1),
+        "a single byte's id is not below the merged tokens",
+    )
+    return ranks
+
+
+def _unspell(tokens: list[str]) -> list[bytes | None]:
+    """The bytes each byte-level token stands for; None for any other token."""
+    sep = "\ufffe"  # not in the table: translate keeps it
+    parts = sep.join(tokens).translate(_unspell_table()).split(sep)
+    if len(parts) != len(tokens):  # a token holds the separator
+        parts = [t.translate(_unspell_table()) for t in tokens]
+    out: list[bytes | None] = []
+    for part in parts:
+        try:
+            out.append(part.encode("latin-1"))
+        except UnicodeEncodeError:
+            out.append(None)
+    return out
+
+
+def _check_merges(vocab: Mapping[str, int], by_id: list[str], merges: list[Any]) -> int:
+    """Check that merge ``i`` makes token ``base + i`` out of two lower tokens,
+    so ranks (ids) are the merge order; returns ``base``. The loops run in C:
+    one in Python over 128k merges would add a tenth of a second to each start."""
+    _require(bool(merges), "no merges")
+    try:
+        halves = " ".join(m if isinstance(m, str) else " ".join(m) for m in merges).split(" ")
+    except TypeError:
+        raise Unsupported("the merges are not pairs of tokens") from None
+    _require(len(halves) == 2 * len(merges), "a merge is not a pair of tokens")
+    lefts, rights = halves[0::2], halves[1::2]
+    made = list(map(operator.add, lefts, rights))
+    base = vocab.get(made[0], -1)
+    if made != by_id[base : base + len(made)]:
+        i = next(i for i, m in enumerate(made) if base + i >= len(by_id) or m != by_id[base + i])
+        raise Unsupported(
+            f"merge {i} ({lefts[i]!r} {rights[i]!r}) does not make token {base}+{i}: "
+            "ranks are not the merge order"
+        )
+    for side in (lefts, rights):
+        side_ids = list(map(vocab.get, side))
+        _require(None not in side_ids, "a merge names a token that is not in the vocabulary")
+        below = map(operator.lt, cast(list[int], side_ids), range(base, base + len(made)))
+        _require(all(below), "a merge uses a token made after it")
+    return base
+
+
+class FastCounter:
+    """Counts with tiktoken; ``None`` for a text only the reference can count."""
+
+    def __init__(self, encoding: Any, workers: int | None = None) -> None:
+        self._encoding = encoding
+        core = encoding._core_bpe
+        self._ordinary: Callable[[str], list[int]] = core.encode_ordinary
+        self._to_buffer: Callable[[str, set[str]], Any] | None = getattr(
+            core, "encode_to_tiktoken_buffer", None
+        )
+        self._workers = workers or min(8, os.cpu_count() or 1)
+        self._executor: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
+        ids = self._ordinary(_PROBE)
+        _require(
+            bytes(encoding.decode_bytes(ids)) == _PROBE.encode("utf-8"),
+            "tiktoken drops or changes text of the probe",
+        )
+        if self._to_buffer is not None and self._count_buffer(_PROBE) != len(ids):
+            self._to_buffer = None  # count from the list instead
+
+    def _count_buffer(self, text: str) -> int:
+        assert self._to_buffer is not None
+        # The buffer's byte length is 4 per token (u32); counting it avoids
+        # making a Python int per token.
+        return memoryview(self._to_buffer(text, set())).nbytes // 4
+
+    def encode(self, text: str) -> list[int] | None:
+        try:
+            return list(self._ordinary(text))
+        except BaseException as exc:
+            _raise_if_fatal(exc)
+            return None
+
+    def count(self, text: str) -> int | None:
+        try:
+            if self._to_buffer is not None:
+                return self._count_buffer(text)
+            return len(self._ordinary(text))
+        except BaseException as exc:
+            _raise_if_fatal(exc)
+            return None
+
+    def count_batch(self, texts: Sequence[str]) -> list[int | None]:
+        """Counts of ``texts``, on a few threads when there is enough text
+        (tiktoken releases the GIL while it encodes)."""
+        total = sum(map(len, texts))
+        if self._workers < 2 or total < _PARALLEL_CHARS or len(texts) < 2:
+            return [self.count(t) for t in texts]
+        chunks = _chunks(texts, total // (self._workers * _CHUNKS_PER_WORKER) + 1)
+        out: list[int | None] = []
+        for part in self._pool().map(lambda r: [self.count(texts[i]) for i in r], chunks):
+            out.extend(part)
+        return out
+
+    def _pool(self) -> ThreadPoolExecutor:
+        with self._lock:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(self._workers, thread_name_prefix="lectern-bpe")
+            return self._executor
+
+
+def _raise_if_fatal(exc: BaseException) -> None:
+    """Re-raise interrupts and exits; anything else is an error of one text (the
+    regex engine's stack limit, lone surrogates, a panic in tiktoken)."""
+    if isinstance(exc, (KeyboardInterrupt, SystemExit, GeneratorExit, MemoryError)):
+        raise exc
+
+
+def _chunks(texts: Sequence[str], size: int) -> list[range]:
+    """Consecutive index ranges of about ``size`` chars each."""
+    out: list[range] = []
+    start = chars = 0
+    for i, text in enumerate(texts):
+        chars += len(text)
+        if chars >= size:
+            out.append(range(start, i + 1))
+            start, chars = i + 1, 0
+    if start < len(texts):
+        out.append(range(start, len(texts)))
+    return out
+
+
+def load(raw: Mapping[str, Any], workers: int | None = None) -> FastCounter:
+    """A fast counter for the parsed ``tokenizer.json`` ``raw`` (its added tokens
+    counted as plain text); raises ``Unsupported`` if it cannot be exact."""
+    try:
+        import tiktoken
+    except ImportError as exc:
+        raise Unsupported(
+            f"tiktoken is not installed ({exc}): run `pip install tiktoken`"
+        ) from None
+    ranks = mergeable_ranks(raw)
+    try:
+        encoding = tiktoken.Encoding(
+            "deepseek-v4-lectern",
+            pat_str=PATTERN,
+            mergeable_ranks=ranks,
+            special_tokens={_NEVER_SPECIAL: max(ranks.values()) + 1},
+        )
+    except ValueError as exc:  # e.g. a tiktoken whose regex engine lacks class set operations
+        raise Unsupported(f"tiktoken refused the vocabulary or pattern: {exc}") from None
+    return FastCounter(encoding, workers)

@@ -1,0 +1,411 @@
+"""The library: the session's documents as a folder tree, with what to include.
+
+Each file shows its kind and exact tokens; folders sum their files. A check box
+includes or excludes a file or a whole folder; the context menu tags documents
+local-only (never sent off this machine). While files are read, a progress row
+shows files, tokens and the time left, with Stop. Files that could not be read
+are listed with their reason and what to do. When the corpus is over the chosen
+model's window, a banner says by how much and offers the exclusions that make it
+fit (``app.core.fit``): nothing is ever cut silently.
+
+Files and folders can be dropped here (or anywhere on the window); drags that
+are not local files (macOS file promises from Mail or Photos) get a message
+saying to save the file to disk first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import PurePosixPath
+
+from PySide6.QtCore import QMimeData, QModelIndex, QPoint, Qt, Signal
+from PySide6.QtGui import (
+    QAction,
+    QDragEnterEvent,
+    QDropEvent,
+    QStandardItem,
+    QStandardItemModel,
+)
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QListWidget,
+    QMenu,
+    QProgressBar,
+    QPushButton,
+    QTreeView,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.ui.records import DocRow
+
+ID_ROLE = Qt.ItemDataRole.UserRole + 1  # a file's document id; folders hold none
+PATH_ROLE = Qt.ItemDataRole.UserRole + 2
+KIND_NAMES = {"pdf": "PDF", "epub": "EPUB", "docx": "Word", "odt": "ODT", "markdown": "Markdown"}
+
+
+def local_paths(mime: QMimeData) -> list[str]:
+    """The local files and folders a drag carries (``toLocalFile``, never by hand)."""
+    if not mime.hasUrls():
+        return []
+    return [u.toLocalFile() for u in mime.urls() if u.isLocalFile() and u.toLocalFile()]
+
+
+def eta_text(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    if seconds < 60:
+        return f"{seconds:.0f} s left"
+    return f"{seconds / 60:.0f} min left"
+
+
+class LibraryPanel(QWidget):
+    addRequested = Signal(list)  # paths
+    openFilesRequested = Signal()
+    openFolderRequested = Signal()
+    stopRequested = Signal()
+    includeChanged = Signal(list, bool)  # document ids, included
+    localOnlyChanged = Signal(list, bool)
+    nonLocalDrop = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setAcceptDrops(True)
+        self.rows: tuple[DocRow, ...] = ()
+        self.cited: set[str] = set()
+        self._building = False
+        self.setObjectName("library")
+
+        title = QLabel("Library")
+        title.setObjectName("panelTitle")
+        self.totals = QLabel("No documents yet")
+        self.totals.setObjectName("muted")
+        head = QHBoxLayout()
+        head.addWidget(title)
+        head.addStretch(1)
+        head.addWidget(self.totals)
+
+        self.model = QStandardItemModel(0, 3, self)
+        self.model.setHorizontalHeaderLabels(["Name", "Kind", "Tokens"])
+        self.tree = QTreeView()
+        self.tree.setModel(self.model)
+        self.tree.setUniformRowHeights(True)
+        self.tree.setAlternatingRowColors(False)
+        self.tree.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        self.tree.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.tree.setAcceptDrops(False)  # the panel takes the drop
+        header = self.tree.header()
+        header.setStretchLastSection(False)
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        header.setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(2, QHeaderView.ResizeMode.ResizeToContents)
+
+        self.empty = QLabel(
+            "Drop files or folders here\n\nPDF, EPUB, Word, ODT, Markdown, HTML,\n"
+            "text and source code in any language"
+        )
+        self.empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.empty.setObjectName("dropHint")
+
+        self.fit = QLabel()
+        self.fit.setObjectName("fitBanner")
+        self.fit.setWordWrap(True)
+        self.fit.hide()
+        self.fit_button = QPushButton("Exclude these")
+        self.fit_button.hide()
+        self._fit_ids: list[int] = []
+
+        self.progress = QProgressBar()
+        self.progress.setTextVisible(False)
+        self.progress.setMaximumHeight(6)
+        self.progress_label = QLabel()
+        self.progress_label.setObjectName("muted")
+        self.stop_button = QPushButton("Stop")
+        prow = QHBoxLayout()
+        prow.addWidget(self.progress_label, 1)
+        prow.addWidget(self.stop_button)
+        self.progress_box = QWidget()
+        pbox = QVBoxLayout(self.progress_box)
+        pbox.setContentsMargins(0, 0, 0, 0)
+        pbox.addLayout(prow)
+        pbox.addWidget(self.progress)
+        self.progress_box.hide()
+
+        self.problems = QListWidget()
+        self.problems.setObjectName("problems")
+        self.problems.setWordWrap(True)
+        self.problems.setMaximumHeight(120)
+        self.problems.hide()
+
+        self.add_files = QPushButton("Add files…")
+        self.add_folder = QPushButton("Add folder…")
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.add_files)
+        buttons.addWidget(self.add_folder)
+        buttons.addStretch(1)
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(12, 12, 8, 8)
+        layout.setSpacing(8)
+        layout.addLayout(head)
+        layout.addWidget(self.fit)
+        layout.addWidget(self.fit_button, 0, Qt.AlignmentFlag.AlignLeft)
+        layout.addWidget(self.tree, 1)
+        layout.addWidget(self.empty, 1)
+        layout.addWidget(self.progress_box)
+        layout.addWidget(self.problems)
+        layout.addLayout(buttons)
+        self.tree.hide()
+
+        self.add_files.clicked.connect(self.openFilesRequested)
+        self.add_folder.clicked.connect(self.openFolderRequested)
+        self.stop_button.clicked.connect(self.stopRequested)
+        self.model.itemChanged.connect(self._item_changed)
+        self.tree.customContextMenuRequested.connect(self._menu)
+        self.fit_button.clicked.connect(lambda: self.includeChanged.emit(self._fit_ids, False))
+
+    # --- contents ---------------------------------------------------------------------------
+
+    def set_documents(self, rows: Sequence[DocRow]) -> None:
+        """Show ``rows`` as a tree (expansion kept where folders stay)."""
+        self.rows = tuple(rows)
+        expanded = self._expanded_paths()
+        self._building = True
+        self.model.removeRows(0, self.model.rowCount())
+        folders: dict[str, QStandardItem] = {}
+        root = self.model.invisibleRootItem()
+        for row in self.rows:
+            parent = root
+            parts = PurePosixPath(row.path).parts
+            for depth in range(len(parts) - 1):
+                key = "/".join(parts[: depth + 1])
+                item = folders.get(key)
+                if item is None:
+                    item = self._folder_item(parts[depth], key)
+                    parent.appendRow([item, _cell(""), _cell("")])
+                    folders[key] = item
+                parent = item
+            parent.appendRow(self._file_items(row, parts[-1]))
+        for key, item in folders.items():
+            self._sum_folder(item)
+            if key in expanded or len(folders) <= 12:
+                self.tree.setExpanded(item.index(), True)
+        self._building = False
+        has = bool(self.rows)
+        self.tree.setVisible(has)
+        self.empty.setVisible(not has)
+        self._update_totals()
+
+    def _folder_item(self, name: str, key: str) -> QStandardItem:
+        item = QStandardItem(f"{name}/")
+        item.setCheckable(True)
+        item.setAutoTristate(False)
+        item.setEditable(False)
+        item.setData(key, PATH_ROLE)
+        return item
+
+    def _file_items(self, row: DocRow, name: str) -> list[QStandardItem]:
+        mark = " ●" if row.path in self.cited else ""
+        lock = " 🔒" if row.local_only else ""
+        item = QStandardItem(f"{name}{lock}{mark}")
+        item.setCheckable(True)
+        item.setEditable(False)
+        item.setCheckState(Qt.CheckState.Checked if row.included else Qt.CheckState.Unchecked)
+        item.setData(row.id, ID_ROLE)
+        item.setData(row.path, PATH_ROLE)
+        tip = [row.path, f"{row.tokens:,} tokens"]
+        if row.local_only:
+            tip.append("Local-only: never sent off this machine")
+        if row.path in self.cited:
+            tip.append("Cited by the last answer")
+        tip.extend(row.notes)
+        item.setToolTip("\n".join(tip))
+        kind = _cell(KIND_NAMES.get(row.kind, row.kind.capitalize()))
+        tokens = _cell(f"{row.tokens:,}")
+        tokens.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        if not row.included:
+            for cell in (item, kind, tokens):
+                cell.setForeground(self.palette().placeholderText())
+        return [item, kind, tokens]
+
+    def _sum_folder(self, folder: QStandardItem) -> int:
+        total = 0
+        checked = unchecked = 0
+        for r in range(folder.rowCount()):
+            child = folder.child(r, 0)
+            if child.data(ID_ROLE) is None:
+                total += self._sum_folder(child)
+            else:
+                row = self._row(int(child.data(ID_ROLE)))
+                if row is not None and row.included:
+                    total += row.tokens
+            state = child.checkState()
+            checked += state == Qt.CheckState.Checked
+            unchecked += state == Qt.CheckState.Unchecked
+        if unchecked == 0:
+            folder.setCheckState(Qt.CheckState.Checked)
+        elif checked == 0:
+            folder.setCheckState(Qt.CheckState.Unchecked)
+        else:
+            folder.setCheckState(Qt.CheckState.PartiallyChecked)
+        parent = folder.parent() or self.model.invisibleRootItem()
+        cell = parent.child(folder.row(), 2)
+        if cell is not None:
+            cell.setText(f"{total:,}")
+            cell.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        return total
+
+    def _row(self, doc_id: int) -> DocRow | None:
+        return next((r for r in self.rows if r.id == doc_id), None)
+
+    def _expanded_paths(self) -> set[str]:
+        out: set[str] = set()
+
+        def walk(parent: QModelIndex) -> None:
+            for r in range(self.model.rowCount(parent)):
+                index = self.model.index(r, 0, parent)
+                if self.tree.isExpanded(index):
+                    out.add(str(index.data(PATH_ROLE)))
+                    walk(index)
+
+        walk(QModelIndex())
+        return out
+
+    def _update_totals(self) -> None:
+        included = [r for r in self.rows if r.included]
+        tokens = sum(r.tokens for r in included)
+        if not self.rows:
+            self.totals.setText("No documents yet")
+            return
+        left_out = len(self.rows) - len(included)
+        text = f"{len(included):,} documents · {tokens:,} tokens"
+        if left_out:
+            text += f" · {left_out:,} excluded"
+        self.totals.setText(text)
+
+    def included_tokens(self) -> int:
+        return sum(r.tokens for r in self.rows if r.included)
+
+    def set_cited(self, paths: set[str]) -> None:
+        if paths != self.cited:
+            self.cited = set(paths)
+            self.set_documents(self.rows)
+
+    # --- fit --------------------------------------------------------------------------------
+
+    def show_fit(self, over: int, window: int, backend: str) -> None:
+        """Over ``window`` by ``over`` tokens: say so and offer exclusions that fit."""
+        if over <= 0:
+            self.fit.hide()
+            self.fit_button.hide()
+            return
+        from app.core.fit import fit_suggestions
+
+        docs = [(r.path, r.tokens) for r in self.rows if r.included]
+        found = fit_suggestions(docs, over)
+        text = (
+            f"<b>Over {backend}'s window by {over:,} tokens</b> ({window:,} tokens). "
+            "Nothing is cut without you: "
+        )
+        if found:
+            picks = ", ".join(f"<b>{s.path}</b> ({s.tokens:,}, {s.why})" for s in found[:4])
+            text += f"excluding {picks} makes it fit."
+            by_path = {r.path: r.id for r in self.rows}
+            self._fit_ids = [by_path[f] for s in found for f in s.files if f in by_path]
+            self.fit_button.setText(f"Exclude these ({len(self._fit_ids)} files)")
+            self.fit_button.show()
+        else:
+            text += "even without every document the conversation does not fit: start a new "
+            text += "session or pick a backend with a larger window."
+            self.fit_button.hide()
+        self.fit.setText(text)
+        self.fit.show()
+
+    # --- reading ----------------------------------------------------------------------------
+
+    def reading(self, done: int, total: int, tokens: int, eta: float | None, current: str) -> None:
+        self.progress_box.show()
+        self.progress.setRange(0, max(total, 1))
+        self.progress.setValue(done)
+        name = PurePosixPath(current).name if current else ""
+        parts = [f"Reading {done:,} of {total:,} files", f"{tokens:,} tokens"]
+        if eta_text(eta):
+            parts.append(eta_text(eta))
+        self.progress_label.setText(" · ".join(parts) + (f" — {name}" if name else ""))
+
+    def reading_done(self) -> None:
+        self.progress_box.hide()
+
+    def show_problems(self, problems: Sequence[tuple[str, str]], note: str = "") -> None:
+        self.problems.clear()
+        for path, reason in problems:
+            self.problems.addItem(f"⚠ {path}: {reason}")
+        if note:
+            self.problems.addItem(note)
+        self.problems.setVisible(bool(problems) or bool(note))
+
+    # --- interaction ------------------------------------------------------------------------
+
+    def _item_changed(self, item: QStandardItem) -> None:
+        if self._building or item.column() != 0 or not item.isCheckable():
+            return
+        included = item.checkState() != Qt.CheckState.Unchecked
+        ids = self._ids_under(item)
+        changed = [i for i in ids if (r := self._row(i)) is not None and r.included != included]
+        if changed:
+            self.includeChanged.emit(changed, included)
+
+    def _ids_under(self, item: QStandardItem) -> list[int]:
+        if item.data(ID_ROLE) is not None:
+            return [int(item.data(ID_ROLE))]
+        out: list[int] = []
+        for r in range(item.rowCount()):
+            out.extend(self._ids_under(item.child(r, 0)))
+        return out
+
+    def selected_ids(self) -> list[int]:
+        ids: list[int] = []
+        for index in self.tree.selectionModel().selectedRows(0):
+            ids.extend(self._ids_under(self.model.itemFromIndex(index)))
+        return list(dict.fromkeys(ids))
+
+    def _menu(self, pos: QPoint) -> None:
+        ids = self.selected_ids()
+        if not ids:
+            return
+        rows = [r for i in ids if (r := self._row(i)) is not None]
+        menu = QMenu(self)
+        include = QAction("Include", menu)
+        exclude = QAction("Exclude", menu)
+        local = QAction("Local-only (never sent off this machine)", menu)
+        local.setCheckable(True)
+        local.setChecked(all(r.local_only for r in rows))
+        include.triggered.connect(lambda: self.includeChanged.emit(ids, True))
+        exclude.triggered.connect(lambda: self.includeChanged.emit(ids, False))
+        local.toggled.connect(lambda on: self.localOnlyChanged.emit(ids, on))
+        menu.addActions([include, exclude])
+        menu.addSeparator()
+        menu.addAction(local)
+        menu.popup(self.tree.viewport().mapToGlobal(pos))
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        if event.mimeData().hasUrls() or event.mimeData().formats():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        paths = local_paths(event.mimeData())
+        if paths:
+            event.acceptProposedAction()
+            self.addRequested.emit(paths)
+        else:
+            event.ignore()
+            self.nonLocalDrop.emit()
+
+
+def _cell(text: str) -> QStandardItem:
+    item = QStandardItem(text)
+    item.setEditable(False)
+    return item
