@@ -120,13 +120,22 @@ class Controller(QObject):
             self.tasks.run(ws.sessions, self.sessionsChanged.emit, self.error.emit)
 
     def open_session(self, name: str | None, *, create: bool = False) -> None:
-        """Open ``name`` (or create a new session when ``create`` or no name)."""
+        """Open ``name``; ``create``: a new session (named ``name``, or after the time).
+        Without ``create``, a name that no longer exists opens the most recent session."""
         ws = self.ws
         if ws is None:
             return
 
         def work() -> SessionView:
-            session = ws.open_or_create(name) if (create or name is None) else ws.session(name)
+            known = [s.name for s in ws.sessions()]  # most recently used first
+            if name is None and create:
+                session = ws.create_session(fresh_name(ws))
+            elif name is not None and (create or name in known):
+                session = ws.open_or_create(name)
+            elif known:  # the last session, or the most recent when it is gone
+                session = ws.session(known[0])
+            else:
+                session = ws.create_session(fresh_name(ws))
             return SessionView(
                 session.name,
                 session.mode.value,
@@ -324,3 +333,15 @@ def refused_view(  # noqa: PLR0917 (the quote's inputs, in order)
         prompt_tokens=line.prompt_tokens,
         reserved=line.output_worst,
     )
+
+
+def fresh_name(ws: Workspace) -> str:
+    """A new session's name: when it was started ("3 Dec 10:28"), made unique."""
+    import datetime as dt
+
+    base = dt.datetime.now().strftime("%-d %b %H:%M")
+    taken = {s.name for s in ws.sessions()}
+    name, n = base, 2
+    while name in taken:
+        name, n = f"{base} ({n})", n + 1
+    return name

@@ -83,6 +83,7 @@ def style_sheet(dark: bool) -> str:
     muted = "#8a8f98" if dark else "#6b717c"
     box = "#5a5f68" if dark else "#9aa0aa"
     base = "#17181b" if dark else "#ffffff"
+    page = "#17191e" if dark else "#ffffff"  # the transcript's page (app.ui.chat.theme)
     icons = (RESOURCES / "icons").as_posix()
     return f"""
     QToolBar {{ border: 0; border-bottom: 1px solid {line}; spacing: 6px; padding: 4px 8px; }}
@@ -106,6 +107,7 @@ def style_sheet(dark: bool) -> str:
     QPushButton#primary:disabled {{ background: {line}; color: {muted}; }}
     QPlainTextEdit {{ border: 1px solid {line}; border-radius: 8px; padding: 6px; }}
     QPlainTextEdit:focus {{ border: 1px solid {accent}; }}
+    QTextBrowser {{ background: {page}; border: 0; }}
     QTreeView {{ border: 0; background: transparent; }}
     QTreeView::item {{ padding: 3px 0; }}
     QTreeView::indicator {{ width: 13px; height: 13px; border: 1px solid {box};

@@ -231,7 +231,7 @@ class MainWindow(QMainWindow):
             where = "this machine" if spec.local else "remote"
             self.backend_box.addItem(f"{spec.name} · {spec.profile} ({where})", spec.name)
         last = QSettings().value("session/last")
-        self.controller.open_session(str(last) if last else None, create=True)
+        self.controller.open_session(str(last) if last else None)
 
     def _workspace_failed(self, message: str) -> None:
         self.show_notice(message + "  Open Settings to fix it.")

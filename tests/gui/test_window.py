@@ -324,3 +324,50 @@ def test_files_the_os_asks_to_open_are_read_once_a_session_is_open(
     _, error = wait_job(qtbot, window, "read")
     assert error is None
     qtbot.waitUntil(lambda: [r.path for r in window.library.rows] == ["dock.txt"], timeout=WAIT)
+
+
+def test_with_nothing_configured_a_first_run_card_offers_the_demo(
+    qtbot: QtBot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("LECTERN_CONFIG", raising=False)  # and XDG_CONFIG_HOME is empty
+    window: Any = build_window(make_app())
+    qtbot.addWidget(window)
+    window.show()
+    with qtbot.waitSignal(window.ready, timeout=WAIT):
+        window.start()
+    assert window.ws.demo and window.demo_badge.isVisible()
+    assert window.chat.currentWidget() is window.first_run
+    window.first_run.useDemo.emit()
+    assert window.chat.currentIndex() == 0  # the chat, answered by the labelled demo
+    window.close()
+    # Accepted once: the next start goes straight to the chat.
+    again: Any = build_window(make_app())
+    qtbot.addWidget(again)
+    again.show()
+    with qtbot.waitSignal(again.ready, timeout=WAIT):
+        again.start()
+    assert again.chat.currentIndex() == 0
+
+
+def test_the_last_session_and_its_conversation_come_back_on_the_next_start(
+    qtbot: QtBot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, server: DeepSeekServer
+) -> None:
+    window = open_window(qtbot, tmp_path, monkeypatch, server)
+    add(qtbot, window, tmp_path)
+    server.enqueue_reply(ANSWER)
+    window.composer.edit.setPlainText("What is the liability cap?")
+    window.composer.edit.setFocus()
+    qtbot.keyClick(window.composer.edit, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)
+    wait_job(qtbot, window, "ask")
+    name = window.controller.session
+    window.resize(701, 503)  # within the offscreen screen
+    window.close()
+    again: Any = build_window(make_app())
+    qtbot.addWidget(again)
+    again.show()
+    with qtbot.waitSignal(again.ready, timeout=WAIT):
+        again.start()
+    assert again.controller.session == name
+    qtbot.waitUntil(lambda: len(again.transcript.messages()) == 2, timeout=WAIT)
+    assert again.transcript.messages()[1].text == ANSWER
+    assert (again.width(), again.height()) == (701, 503)
