@@ -52,6 +52,9 @@ def run(args: argparse.Namespace) -> int:
     except CommandError as exc:
         print(f"lectern: {exc.message}", file=sys.stderr)
         return exc.code
+    except KeyboardInterrupt:  # before a job started, or a second Ctrl-C
+        print("lectern: stopped. Everything so far is saved.", file=sys.stderr)
+        return 130
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -83,6 +86,7 @@ def _run(args: argparse.Namespace) -> int:
         console = _console()
         printer = _Printer(console, quiet=args.json)
         outcome, stopped = run_job(
+            ws,
             "ask",
             lambda cancel: ws.ask(name, plan, sink=printer, cancel=cancel, over_budget_ok=accepted),
             on_stop="Stopping...",
@@ -102,6 +106,7 @@ def _add(ws: Workspace, name: str, args: argparse.Namespace) -> None:
     bars = ProgressPrinter()
     try:
         added, _ = run_job(
+            ws,
             "read",
             lambda cancel: ws.add_paths(
                 name,

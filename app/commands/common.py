@@ -92,13 +92,13 @@ def open_workspace(args: argparse.Namespace) -> Workspace:
 
 
 def run_job(
-    name: str, work: Callable[[CancelToken], T], *, on_stop: str = "Stopped."
+    ws: Workspace, name: str, work: Callable[[CancelToken], T], *, on_stop: str = "Stopped."
 ) -> tuple[T | None, bool]:
-    """Run ``work`` on a worker thread; Ctrl-C cancels it. Returns (outcome or None if
-    the job failed with a ``WorkspaceError``, stopped)."""
+    """Run ``work`` on a worker thread; Ctrl-C cancels it. Returns (the outcome,
+    stopped); a ``WorkspaceError`` becomes a ``CommandError``."""
     from app.core.workspace import Job, WorkspaceError
 
-    job: Job[T] = Job.start(name, work, lambda _e: None)
+    job: Job[T] = ws.start(name, work, lambda _e: None)
     stopped = False
     while True:
         try:

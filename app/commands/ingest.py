@@ -84,6 +84,7 @@ def run(args: argparse.Namespace) -> int:
         return exc.code
     try:
         read, _ = run_job(
+            ws,
             "read",
             lambda cancel: _Read(
                 ws.read(

@@ -41,6 +41,9 @@ def run(args: argparse.Namespace) -> int:
     except CommandError as exc:
         print(f"lectern: {exc.message}", file=sys.stderr)
         return exc.code
+    except KeyboardInterrupt:  # before a job started, or a second Ctrl-C
+        print("lectern: stopped. Everything so far is saved.", file=sys.stderr)
+        return 130
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -52,6 +55,7 @@ def _run(args: argparse.Namespace) -> int:
     try:
         mode = ThinkingMode(args.mode) if args.mode else None
         quoted, _ = run_job(
+            ws,
             "quote",
             lambda cancel: ws.quote(
                 args.session,

@@ -266,10 +266,9 @@ class Controller(QObject):
             self.job.cancel()
 
     def _start(self, kind: str, work: Callable[[Any], Any]) -> None:
-        from app.core.workspace import Job
-
+        assert self.ws is not None
         self.job_kind = kind
-        self.job = Job.start(kind, work, self._bridge.sink)
+        self.job = self.ws.start(kind, work, self._bridge.sink)
         self.jobStarted.emit(kind)
 
     def _on_event(self, event: object) -> None:

@@ -209,10 +209,13 @@ class LlamaEngine(LocalEngine[EngineConfig]):
         n = self.n_tokens
         temp = self.store.temp_path(key)
         tokens = self.llm.input_ids[:n].ctypes.data_as(ctypes.POINTER(llama_cpp.llama_token))
+        size = llama_cpp.llama_state_seq_get_size(self.llm.ctx, 0)
+        self.phase("save_state", 0, size)
         try:
             written = llama_cpp.llama_state_seq_save_file(
                 self.llm.ctx, os.fsencode(temp), 0, tokens, n
             )
+            self.phase("save_state", size, size)
             if written == 0:
                 log.warning("llama.cpp could not save the prefix state to %s", temp)
                 temp.unlink(missing_ok=True)
@@ -233,9 +236,12 @@ class LlamaEngine(LocalEngine[EngineConfig]):
         self._clear()
         buffer = (llama_cpp.llama_token * n)()
         count = ctypes.c_size_t(0)
+        size = state.path.stat().st_size
+        self.phase("restore_state", 0, size)
         read = llama_cpp.llama_state_seq_load_file(
             self.llm.ctx, os.fsencode(state.path), 0, buffer, n, ctypes.byref(count)
         )
+        self.phase("restore_state", size, size)
         expected = np.asarray(prefix, dtype=np.intc)
         loaded = np.ctypeslib.as_array(buffer)[: count.value]
         if read == 0 or count.value != n or not np.array_equal(loaded, expected):

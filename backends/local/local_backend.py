@@ -218,9 +218,14 @@ class LocalBackend(Backend, ABC, Generic[C, E]):
             def on_stats(stats: RequestStats) -> None:
                 self._last_stats = stats
 
+            def phase(name: str, done: int, total: int) -> None:
+                ctx.emit(WorkProgress(name, done, total))
+
+            engine.on_phase = phase
             try:
                 engine.answer(request, ctx.emit, stop, progress, on_stats)
             finally:
+                engine.on_phase = None
                 self._note(engine)
 
         for event in thread.stream(job):

@@ -198,6 +198,14 @@ class LocalEngine(ABC, Generic[C]):
         self.store = store
         self.prefill_tokens = 0  # timed prefill totals for measured speed
         self.prefill_seconds = 0.0
+        # Hears (phase, done, total) while a prefix state is saved or restored (bytes);
+        # set by the backend for the request it serves.
+        self.on_phase: Callable[[str, int, int], None] | None = None
+
+    def phase(self, name: str, done: int, total: int) -> None:
+        """Report saving or restoring a prefix state (never fails the caller)."""
+        if self.on_phase is not None:
+            self.on_phase(name, done, total)
 
     @staticmethod
     @abstractmethod

@@ -168,9 +168,12 @@ class MlxEngine(LocalEngine[EngineConfig]):
         state = self.store.lookup(key)  # checks size, sha256 and sidecar
         if state is None:
             return None
+        size = state.path.stat().st_size
+        self.phase("restore_state", 0, size)
         try:
             snap = load_state(state.path, key.to_json(), key.prefix_tokens)
             cache = restore(snap, self._fresh_cache())
+            self.phase("restore_state", size, size)
         except StateMismatchError as exc:
             log.warning("Saved prefix state %s rejected (%s); rebuilding it", state.path, exc)
             self.store.invalidate(key)
@@ -183,8 +186,11 @@ class MlxEngine(LocalEngine[EngineConfig]):
         if self.store is None:
             return None
         tmp = self.store.temp_path(key)
+        self.phase("save_state", 0, 1)
         try:
             save_state(tmp, snap, key.to_json())
+            size = tmp.stat().st_size
+            self.phase("save_state", size, size)
             return self.store.commit(key, tmp, snap.tokens)
         except OSError as exc:
             log.warning("Could not save the prefix state (%s); it stays in memory only", exc)

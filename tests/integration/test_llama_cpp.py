@@ -246,7 +246,7 @@ def test_cancel_mid_prefill_then_resume_from_what_was_read(
         # Only the prefill's progress came out, the same steps the callback saw.
         assert isinstance(err, Cancelled) and all(isinstance(e, WorkProgress) for e in events)
         assert seen == [(64, len(prompt)), (128, len(prompt))]  # stopped between chunks
-        assert [(e.done, e.total) for e in events] == seen
+        assert [(e.done, e.total) for e in events if e.phase == "prefill"] == seen
 
         retry = Request((), "g", prompt_ids=prompt, prefix_tokens=len(corpus), max_tokens=4)
         events, err = collect(backend, retry)

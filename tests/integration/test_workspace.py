@@ -239,6 +239,9 @@ def test_llama_cpp_streams_reports_prefill_progress_and_stops(
         assert prefill, "no prefill progress"
         assert [p.done for p in prefill] == sorted(p.done for p in prefill)
         assert prefill[-1].done == prefill[-1].total and prefill[-1].unit == "tokens"
+        # The corpus state was saved on the way (reopening will be instant), with progress.
+        saved = [e for e in rec.of(Progress) if e.phase == "save_state"]
+        assert saved and saved[-1].done == saved[-1].total > 0 and saved[-1].unit == "bytes"
         (turn,) = ws.session(name).turns()
         assert turn.final is not None and turn.final.status == "stopped"
         assert turn.final.text == "".join(e.text for e in rec.of(TextChunk))
@@ -291,3 +294,45 @@ print(out)
     )
     assert done.returncode == 0, done.stderr
     assert "'sessions': ['t']" in done.stdout and "'ask': '" in done.stdout
+
+
+def test_a_plan_made_before_the_session_changed_is_not_sent(
+    tmp_path: Path, server: DeepSeekServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Plan, then add a document: the old plan would send a prompt the log no longer
+    describes. It is refused with what to do, and nothing is sent or logged."""
+    server.reset()
+    ws = open_ws(tmp_path, monkeypatch, server=server)
+    try:
+        name = ws.create_session("s").name
+        ws.add_paths(name, [str(docs_folder(tmp_path))])
+        plan = ws.plan(name, "What is the liability cap?")
+        late = tmp_path / "late.md"
+        late.write_text("A late addition.\n")
+        ws.add_paths(name, [str(late)])
+        with pytest.raises(WorkspaceError, match="changed after this question was quoted"):
+            ws.ask(name, plan)
+        assert server.request_count == 0 and ws.session(name).turns() == []
+        server.enqueue_reply(GOOD)
+        assert ws.ask(name, ws.plan(name, "What is the liability cap?")).ok
+    finally:
+        ws.close()
+
+
+def test_jobs_leave_no_database_connection_behind(
+    tmp_path: Path, server: DeepSeekServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server.reset()
+    ws = open_ws(tmp_path, monkeypatch, server=server)
+    try:
+        name = ws.create_session("s").name
+        ws.add_paths(name, [str(docs_folder(tmp_path))])
+        before = len(ws.store._all)
+        for _ in range(6):
+            server.enqueue_reply(GOOD)
+            plan = ws.plan(name, "What is the liability cap?")
+            job = ws.start("ask", lambda c, p=plan: ws.ask(name, p, cancel=c))
+            assert job.wait(60) and job.result().ok
+        assert len(ws.store._all) == before  # each job's thread closed its connection
+    finally:
+        ws.close()

@@ -52,6 +52,7 @@ from app.core.ask.types import (
     Outcome,
     Plan,
     Sink,
+    StalePlanError,
 )
 from app.core.events import (
     AnswerEnded,
@@ -68,6 +69,8 @@ from app.core.session import AnswerRecord, usage_dict, usage_from_dict
 from backends.base import CancelToken, Request, Usage
 from backends.retry import RetryPolicy
 from backends.router import IN_PROCESS_KINDS, BackendSpec, RefusedError
+
+PRIMING_WAIT_S = 10.0  # at most, after a finished answer
 
 __all__ = [
     "BudgetExceededError",
@@ -109,6 +112,13 @@ class Cascade(Planner):
             "worst_usd": str(plan.worst_usd) if plan.worst_usd is not None else None,
             "review": plan.review,
         }
+        mark = plan.snapshot.mark
+        if mark >= 0 and self.log_mark() != mark:
+            raise StalePlanError(
+                "The session changed after this question was quoted (documents were added or "
+                "excluded, or another question was asked): nothing was sent. Send it again to "
+                "quote it on the session as it is now."
+            )
         before = [e.payload for e in self.session.events(("backend_call",))]
         q = self.session.ask(plan.question, mode=plan.mode, mode_quote=plan.mode_quote, **details)
         state = RunState(plan, q.id, sink, cancel or CancelToken(), over_budget_ok, before)
@@ -259,8 +269,13 @@ class Cascade(Planner):
                 on_retry=lambda err, wait: sink(Status(f"{err.message} Retrying in {wait:.1f} s.")),
                 on_progress=ProgressRate(sink),
             )
-        except KeyboardInterrupt:
-            writer.finish("stopped", error="Stopped by the user (Ctrl-C); the text so far is kept.")
+        except BaseException as exc:  # Ctrl-C, or a front end's sink failing: the row ends
+            if isinstance(exc, KeyboardInterrupt):
+                writer.finish(
+                    "stopped", error="Stopped by the user (Ctrl-C); the text so far is kept."
+                )
+            else:
+                writer.finish("interrupted", error=f"Lectern failed while showing it: {exc}")
             raise
         status = result_status(result)
         fields = self.result_fields(result)
@@ -414,10 +429,14 @@ class Cascade(Planner):
             return
         # After a Stop the request ends within moments (its token is cancelled); never
         # hold the user up for it: a straggler still logs its own call when it ends.
-        thread.join(timeout=0.5 if state.cancel.cancelled else None)
+        # A priming request (1 token out) that hangs does not hold the answer up either.
+        thread.join(timeout=0.5 if state.cancel.cancelled else PRIMING_WAIT_S)
         state.priming_thread = None
         if thread.is_alive():
-            state.notes.append("The cache priming request was still ending when you stopped.")
+            state.notes.append(
+                "The cache priming request was still running when the answer ended; it is "
+                "logged when it ends."
+            )
             return
         for payload in state.priming_unrecorded:  # what the thread could not log
             self.session.record_call(state.question_id, payload)

@@ -52,7 +52,9 @@ from backends.factory import BackendPool, EngineTokenizerAdapter
 from backends.profiles import Profile
 from backends.router import IN_PROCESS_KINDS, BackendSpec, RefusedError, Router
 
-DEFAULT_MAX_TOKENS = {False: 8192, True: 32768}  # non-thinking, thinking
+DEFAULT_MAX_TOKENS = {False: 8192, True: 32768}
+# Events that change what the next prompt holds (a plan made before one is stale).
+SHAPING_EVENTS = ("documents", "question", "mode_changed")  # non-thinking, thinking
 
 
 class Planner:
@@ -78,8 +80,15 @@ class Planner:
 
     def snapshot(self, conversation: Conversation | None = None) -> Snapshot:
         """The conversation as it is now (or as given), ready to render."""
-        conv = conversation if conversation is not None else self.session.conversation()
-        return Snapshot(conv, conversation_corpus(conv))
+        if conversation is not None:
+            return Snapshot(conversation, conversation_corpus(conversation))
+        mark = self.log_mark()
+        conv = self.session.conversation()
+        return Snapshot(conv, conversation_corpus(conv), mark=mark)
+
+    def log_mark(self) -> int:
+        """The newest event that changes what the next prompt holds."""
+        return self.session.store.last_event_id(self.session.id, SHAPING_EVENTS)
 
     def plan(
         self,

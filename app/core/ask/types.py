@@ -119,6 +119,13 @@ class Snapshot:
     conversation: Conversation
     corpus: str
     renders: dict[tuple[str, int, bool], RenderedPrompt] = field(default_factory=dict)
+    mark: int = (
+        -1
+    )  # the session's newest event that shapes the prompt, when planned (-1: a preview)
+
+
+class StalePlanError(ValueError):
+    """The session changed between planning a question and running it."""
 
 
 @dataclass(frozen=True)

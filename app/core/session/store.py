@@ -274,6 +274,15 @@ class Store:
             _touch(conn, session_id, ts)
         return rows
 
+    def last_event_id(self, session_id: int, types: Sequence[str]) -> int:
+        """The newest event of ``types`` (0: none): a mark of what a plan saw."""
+        marks = ",".join("?" * len(types))
+        row = self.conn.execute(
+            f"SELECT COALESCE(MAX(id), 0) FROM events WHERE session_id = ? AND type IN ({marks})",
+            (session_id, *types),
+        ).fetchone()
+        return int(row[0])
+
     def update_event(
         self, event_id: int, payload: Mapping[str, Any], *, status: str | None = None
     ) -> None:

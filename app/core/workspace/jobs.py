@@ -46,8 +46,15 @@ class WorkspaceError(Exception):
 class Job(Generic[T]):
     """One running job. Create with ``Job.start``."""
 
-    def __init__(self, name: str, work: Callable[[CancelToken], T], sink: Sink) -> None:
+    def __init__(
+        self,
+        name: str,
+        work: Callable[[CancelToken], T],
+        sink: Sink,
+        cleanup: Callable[[], None] | None = None,
+    ) -> None:
         self.name = name
+        self._cleanup = cleanup
         self.cancel_token = CancelToken()
         self._work = work
         self._sink = sink
@@ -57,8 +64,16 @@ class Job(Generic[T]):
         self._thread = threading.Thread(target=self._run, name=f"lectern-{name}", daemon=True)
 
     @classmethod
-    def start(cls, name: str, work: Callable[[CancelToken], T], sink: Sink) -> Job[T]:
-        job = cls(name, work, sink)
+    def start(
+        cls,
+        name: str,
+        work: Callable[[CancelToken], T],
+        sink: Sink,
+        cleanup: Callable[[], None] | None = None,
+    ) -> Job[T]:
+        """Start ``work``; ``cleanup`` runs on the job's thread when it ends (the
+        workspace releases the thread's database connection there)."""
+        job = cls(name, work, sink, cleanup)
         job._thread.start()
         return job
 
@@ -71,6 +86,9 @@ class Job(Generic[T]):
             self._error = exc
             event = JobFailed(self.name, error_message(exc))
         finally:
+            if self._cleanup is not None:
+                with contextlib.suppress(Exception):
+                    self._cleanup()
             self._done.set()  # before the event: a listener may call result() at once
         self._emit(event)
 

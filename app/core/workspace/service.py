@@ -106,10 +106,10 @@ class Workspace:
 
         return demo_note(self.wiring.config, config_path())
 
-    @staticmethod
-    def start(name: str, work: Callable[[CancelToken], T], sink: Sink = ignore) -> Job[T]:
-        """Run ``work(cancel)`` on a worker thread (see ``Job``)."""
-        return Job.start(name, work, sink)
+    def start(self, name: str, work: Callable[[CancelToken], T], sink: Sink = ignore) -> Job[T]:
+        """Run ``work(cancel)`` on a worker thread (see ``Job``); the thread's database
+        connection is closed when it ends, so a long-lived window does not gather them."""
+        return Job.start(name, work, sink, self.store.release_thread)
 
     # --- sessions -------------------------------------------------------------------------
 
