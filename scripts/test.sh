@@ -10,7 +10,7 @@ fi
 .venv/bin/python -m pip install --quiet --upgrade pip
 . scripts/build_env.sh  # how llama.cpp is compiled here
 echo "== installing lectern with all extras (llama-cpp-python compiles on first run, ~6 min)"
-.venv/bin/python -m pip install --quiet -e ".[all,dev]"
+.venv/bin/python -m pip install --quiet -e ".[all,dev,package]"
 ensure_portable_llama
 export QT_QPA_PLATFORM=offscreen
 echo "== ruff"
@@ -18,5 +18,5 @@ echo "== ruff"
 .venv/bin/ruff format --check .
 echo "== mypy"
 .venv/bin/mypy
-echo "== pytest"
-.venv/bin/pytest "$@"
+echo "== pytest (tests/packaging builds the standalone bundle first, ~1-2 min)"
+LECTERN_BUILD_BUNDLE="${LECTERN_BUILD_BUNDLE:-1}" .venv/bin/pytest "$@"

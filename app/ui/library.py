@@ -8,9 +8,8 @@ are listed with their reason and what to do. When the corpus is over the chosen
 model's window, a banner says by how much and offers the exclusions that make it
 fit (``app.core.fit``): nothing is ever cut silently.
 
-Files and folders can be dropped here (or anywhere on the window); drags that
-are not local files (macOS file promises from Mail or Photos) get a message
-saying to save the file to disk first.
+Files and folders dropped here reach the window, which takes drops anywhere
+(``local_paths`` reads what a drag carries).
 """
 
 from __future__ import annotations
@@ -21,8 +20,6 @@ from pathlib import PurePosixPath
 from PySide6.QtCore import QMimeData, QModelIndex, QPoint, Qt, Signal
 from PySide6.QtGui import (
     QAction,
-    QDragEnterEvent,
-    QDropEvent,
     QStandardItem,
     QStandardItemModel,
 )
@@ -63,17 +60,14 @@ def eta_text(seconds: float | None) -> str:
 
 
 class LibraryPanel(QWidget):
-    addRequested = Signal(list)  # paths
     openFilesRequested = Signal()
     openFolderRequested = Signal()
     stopRequested = Signal()
     includeChanged = Signal(list, bool)  # document ids, included
     localOnlyChanged = Signal(list, bool)
-    nonLocalDrop = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.setAcceptDrops(True)
         self.rows: tuple[DocRow, ...] = ()
         self.cited: set[str] = set()
         self._building = False
@@ -390,19 +384,6 @@ class LibraryPanel(QWidget):
         menu.addSeparator()
         menu.addAction(local)
         menu.popup(self.tree.viewport().mapToGlobal(pos))
-
-    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
-        if event.mimeData().hasUrls() or event.mimeData().formats():
-            event.acceptProposedAction()
-
-    def dropEvent(self, event: QDropEvent) -> None:
-        paths = local_paths(event.mimeData())
-        if paths:
-            event.acceptProposedAction()
-            self.addRequested.emit(paths)
-        else:
-            event.ignore()
-            self.nonLocalDrop.emit()
 
 
 def _cell(text: str) -> QStandardItem:
