@@ -375,10 +375,11 @@ def test_a_refused_question_leaves_the_mode_and_the_log_as_they_were(
 def test_planning_a_second_question_while_the_first_streams_changes_nothing_about_it(
     tmp_path: Path, server: DeepSeekServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """One cascade (as a front end may keep one per session). Q1 is planned; a document
-    is added (no question asked yet, so it joins the corpus) and Q2 planned; Q1 runs,
-    and while its draft streams Q3 is planned. Q1's draft, its review and the review's
-    priming request are all rendered from Q1's own snapshot: none has the new document."""
+    """One cascade (as a front end may keep one per session). Q1 is planned and runs;
+    while its draft streams a document is added and Q2 planned with it. Q1's draft, its
+    review and the review's priming request are all rendered from Q1's own snapshot:
+    none has the new document. (A plan made before a document was added is refused
+    instead of sent: test_workspace covers that.)"""
     server.reset()
     ws = open_ws(tmp_path, monkeypatch, server)
     try:
@@ -389,22 +390,20 @@ def test_planning_a_second_question_while_the_first_streams_changes_nothing_abou
         annex = tmp_path / "annex"
         annex.mkdir()
         (annex / "annex.md").write_text("# Annex\nANNEXMARKER: fees are due in 30 days.\n")
-        ws.add_paths(name, [str(annex)])
-        plan2 = cascade.plan("What does the annex say?", review=True)
-        assert "ANNEXMARKER" in plan2.snapshot.corpus
-        assert "ANNEXMARKER" not in plan1.snapshot.corpus
         rec = Recorder()
         planned = threading.Event()
 
-        def sink(event: Event) -> None:  # holds Q1's stream at its first text until Q3 is planned
+        def sink(event: Event) -> None:  # holds Q1's stream at its first text until Q2 is planned
             rec(event)
             if isinstance(event, TextChunk) and event.role == "draft":
                 assert planned.wait(60)
 
         job = ws.start("ask", lambda c: cascade.run(plan1, sink, c), rec)
         rec.wait_for(lambda e: isinstance(e, TextChunk))
-        plan3 = cascade.plan("And the governing law?", review=True)
-        assert "ANNEXMARKER" in json.dumps([m.content for m in plan3.rendered.messages])
+        ws.add_paths(name, [str(annex)])
+        plan2 = cascade.plan("What does the annex say?", review=True)
+        assert "ANNEXMARKER" in json.dumps([m.content for m in plan2.rendered.messages])
+        assert "ANNEXMARKER" not in plan1.snapshot.corpus
         assert not job.done  # Q1 is still streaming its draft
         planned.set()
         assert job.wait(60)
