@@ -69,6 +69,7 @@ class LibraryPanel(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.rows: tuple[DocRow, ...] = ()
+        self._by_id: dict[int, DocRow] = {}
         self.cited: set[str] = set()
         self._building = False
         self.setObjectName("library")
@@ -166,23 +167,29 @@ class LibraryPanel(QWidget):
     def set_documents(self, rows: Sequence[DocRow]) -> None:
         """Show ``rows`` as a tree (expansion kept where folders stay)."""
         self.rows = tuple(rows)
+        self._by_id = {r.id: r for r in self.rows}  # a linear lookup per file made this O(n²)
         expanded = self._expanded_paths()
         self._building = True
         self.model.removeRows(0, self.model.rowCount())
         folders: dict[str, QStandardItem] = {}
-        root = self.model.invisibleRootItem()
+        # Folders are filled before they join the model: one insertion for the view
+        # per top-level row, not one per file (a third of the time for 3,000 files).
+        top: list[list[QStandardItem]] = []
         for row in self.rows:
-            parent = root
+            parent: QStandardItem | None = None
             parts = PurePosixPath(row.path).parts
             for depth in range(len(parts) - 1):
                 key = "/".join(parts[: depth + 1])
                 item = folders.get(key)
                 if item is None:
                     item = self._folder_item(parts[depth], key)
-                    parent.appendRow([item, _cell(""), _cell("")])
+                    _add(top, parent, [item, _cell(""), _cell("")])
                     folders[key] = item
                 parent = item
-            parent.appendRow(self._file_items(row, parts[-1]))
+            _add(top, parent, self._file_items(row, parts[-1]))
+        root = self.model.invisibleRootItem()
+        for cells in top:
+            root.appendRow(cells)
         for key, item in folders.items():
             self._sum_folder(item)
             if key in expanded or len(folders) <= 12:
@@ -253,7 +260,7 @@ class LibraryPanel(QWidget):
         return total
 
     def _row(self, doc_id: int) -> DocRow | None:
-        return next((r for r in self.rows if r.id == doc_id), None)
+        return self._by_id.get(doc_id)
 
     def _expanded_paths(self) -> set[str]:
         out: set[str] = set()
@@ -384,6 +391,15 @@ class LibraryPanel(QWidget):
         menu.addSeparator()
         menu.addAction(local)
         menu.popup(self.tree.viewport().mapToGlobal(pos))
+
+
+def _add(
+    top: list[list[QStandardItem]], parent: QStandardItem | None, cells: list[QStandardItem]
+) -> None:
+    if parent is None:
+        top.append(cells)
+    else:
+        parent.appendRow(cells)
 
 
 def _cell(text: str) -> QStandardItem:

@@ -73,15 +73,51 @@ def build_window(app: LecternApp, paths: Sequence[str] = ()) -> QObject:
     return window
 
 
+def show_window(window: QObject) -> None:
+    """Show ``window``; everything slow starts once it is on screen.
+
+    Once a session is shown, what the first drop and the first question would load
+    loads in the background: the V4 tokenizer (its loads hold the GIL for stretches of
+    0.1-0.4 s: JSON, tiktoken's and ``tokenizers``' tables) and, with a remote backend,
+    ``openai`` (one of its dataclasses holds the GIL ~50 ms). Loaded on use, they froze
+    the window during the first read, its quote and the first answer
+    (``tests/bench/ui_responsiveness.py``); at start they would delay the session.
+    Then they are frozen out of the collector's way, with the start-up objects: a full
+    collection over them held the GIL ~40 ms at the start of the first read."""
+    window.show()  # type: ignore[attr-defined]
+    QTimer.singleShot(0, window.start)  # type: ignore[attr-defined]
+    QTimer.singleShot(500, gc.freeze)
+    tasks = window.tasks  # type: ignore[attr-defined]
+    warmed: list[bool] = []
+
+    def warm() -> None:  # once: later objects stay collectable
+        if warmed:
+            return
+        warmed.append(True)
+        ws = window.ws  # type: ignore[attr-defined]
+        tasks.run(warm_tokenizer, lambda _r: gc.freeze())  # serial: before the quotes
+        if ws is not None and any(s.kind == "openai" for s in ws.wiring.router.specs.values()):
+            tasks.run(warm_openai, lambda _r: gc.freeze(), serial=False)
+
+    window.ready.connect(warm)  # type: ignore[attr-defined]
+
+
+def warm_tokenizer() -> None:
+    from app.core.tokens import deepseek_v4
+
+    deepseek_v4().encode("Lectern")  # the counter, then the reference encoder quotes use
+
+
+def warm_openai() -> None:
+    import openai  # noqa: F401
+
+
 def run(argv: Sequence[str] | None = None, paths: Sequence[str] = ()) -> int:
     app = make_app(argv)
     window = build_window(app, paths)
-    window.show()  # type: ignore[attr-defined]
-    # Everything slow starts once the window is on screen.
-    QTimer.singleShot(0, window.start)  # type: ignore[attr-defined]
+    show_window(window)
     if report := os.environ.get("LECTERN_REPORT_SHOWN"):  # the bench: when it first painted
         while not window.windowHandle().isExposed():  # type: ignore[attr-defined]
             app.processEvents(QEventLoop.ProcessEventsFlag.WaitForMoreEvents)  # expose paints
         Path(report).write_text(repr(time.time()), encoding="utf-8")
-    QTimer.singleShot(500, gc.freeze)  # start-up objects out of the collector's way
     return app.exec()

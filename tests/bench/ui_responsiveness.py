@@ -13,6 +13,9 @@ Prints ONE JSON object. What each figure is:
   ``time.time()`` there: the ``LECTERN_REPORT_SHOWN`` hook in ``app/ui/main.py``).
   ``baseline_launch_s``: the same for a bare ``QApplication`` with an empty
   ``QMainWindow`` (same interpreter, same env, same report point), alternated.
+* ``startup_stall_ms`` / ``startup_to_ready_s`` (not targets): the real window in
+  this process, shown by ``app.ui.main.show_window`` as ``run`` does, from show to
+  its first session and until its background work (the warm-up) is done.
 * ``ingest_stall_ms``: the longest gap of a 10 ms heartbeat timer on the UI thread
   while the real ``MainWindow`` reads a ~1M-token corpus (``write_corpus`` text
   files plus a big PDF from ``make_big_pdf``), from ``add_paths`` until
@@ -31,9 +34,15 @@ Prints ONE JSON object. What each figure is:
   ``window_render_cost_ratio``; it includes the window's per-event work (meters,
   job view), so it dilutes the transcript's share: the target is on both.
 
+``*_worst_gaps`` say where the longest gaps were: when they began (seconds into the
+phase), the UI thread's own CPU time inside them (near 0: it waited for the GIL or a
+core, e.g. a worker in a long C call) and the window's last event before them.
+
 The fixture server runs in a child process (this file with ``--serve``), so its
 tokenizing and JSON never compete with the window for the GIL, as a remote API
-would not. The corpus is generated once and cached in the temp folder.
+would not; the scripted answer is made there too, and the corpus (generated once,
+cached in the temp folder) in another child: this process loads nothing (tokenizer,
+PyMuPDF) before the window does.
 """
 
 from __future__ import annotations
@@ -85,19 +94,24 @@ app.exec()
 
 
 def build_corpus(files: int) -> Path:
-    """~1M tokens: ``files`` text files (``write_corpus``) and a big PDF; cached."""
+    """~1M tokens: ``files`` text files (``write_corpus``) and a big PDF; cached. Built in
+    a child process: this one must not hold PyMuPDF before the window reads."""
     base = Path(tempfile.gettempdir()) / f"lectern-bench-ui-{CORPUS_VERSION}-{files}"
     corpus, done = base / "corpus", base / "complete"
-    if done.exists():
-        return corpus
-    shutil.rmtree(base, ignore_errors=True)
+    if not done.exists():
+        shutil.rmtree(base, ignore_errors=True)
+        subprocess.run([sys.executable, __file__, "--build", str(base), str(files)], check=True)
+    return corpus
+
+
+def _build(base: Path, files: int) -> int:
     from tests.fixtures.docs import make_big_pdf
     from tests.fixtures.lectern_env import write_corpus
 
-    write_corpus(corpus / "texts", TEXT_TOKENS, files=files)
-    make_big_pdf(corpus / "book.pdf", PDF_PAGES, PDF_LINES)
-    done.write_text("ok\n")
-    return corpus
+    write_corpus(base / "corpus" / "texts", TEXT_TOKENS, files=files)
+    make_big_pdf(base / "corpus" / "book.pdf", PDF_PAGES, PDF_LINES)
+    (base / "complete").write_text("ok\n")
+    return 0
 
 
 def scripted_answer(tokens: int) -> tuple[str, int]:
@@ -121,23 +135,25 @@ def scripted_answer(tokens: int) -> tuple[str, int]:
 
 
 def serve(answer_file: str, delay: float, replies: int) -> int:
-    """``--serve``: the DeepSeek fixture server with ``replies`` scripted answers; prints
-    its URL, then runs until stdin closes."""
+    """``--serve``: the DeepSeek fixture server with ``replies`` scripted answers of
+    ``ANSWER_TOKENS`` (written to ``answer_file``); prints its URL and the answer's
+    tokens, then runs until stdin closes. The answer is made here so that the bench's
+    own process never loads the tokenizer before the window does."""
     from tests.fixtures.deepseek_server import DeepSeekServer
 
-    answer = Path(answer_file).read_text(encoding="utf-8")
+    answer, tokens = scripted_answer(ANSWER_TOKENS)
+    Path(answer_file).write_text(answer, encoding="utf-8")
     with DeepSeekServer(cache_interval=None) as srv:
         for _ in range(replies):
             srv.enqueue_reply(answer, reasoning="", chunk_delay=delay)
-        print(srv.base_url, flush=True)
+        print(srv.base_url, tokens, flush=True)
         sys.stdin.read()
     return 0
 
 
 class FixtureProcess:
-    def __init__(self, answer: str, delay: float, replies: int, tmp: Path) -> None:
+    def __init__(self, delay: float, replies: int, tmp: Path) -> None:
         path = tmp / "answer.md"
-        path.write_text(answer, encoding="utf-8")
         self.proc = subprocess.Popen(
             [sys.executable, __file__, "--serve", str(path), str(delay), str(replies)],
             cwd=REPO,
@@ -146,10 +162,12 @@ class FixtureProcess:
             text=True,
         )
         assert self.proc.stdout is not None
-        self.base_url = self.proc.stdout.readline().strip()
-        if not self.base_url.startswith("http"):
+        line = self.proc.stdout.readline().split()
+        if len(line) != 2 or not line[0].startswith("http"):
             self.close()
             raise RuntimeError("the fixture server did not start: see its output above")
+        self.base_url, self.answer_tokens = line[0], int(line[1])
+        self.answer = path.read_text(encoding="utf-8")
 
     def close(self) -> None:
         if self.proc.stdin is not None:
@@ -164,7 +182,7 @@ class FixtureProcess:
 # --- launch ----------------------------------------------------------------------------------
 
 
-def _launch_once(argv: list[str]) -> float:
+def _launch_once(argv: list[str], what: str) -> float:
     tmp = Path(tempfile.mkdtemp(prefix="lectern-launch-"))
     report = tmp / "shown"
     env = dict(os.environ)
@@ -185,7 +203,7 @@ def _launch_once(argv: list[str]) -> float:
         while not (report.exists() and report.read_text(encoding="utf-8").strip()):
             if proc.poll() is not None or time.time() - started > 60:
                 err = proc.stderr.read() if proc.stderr else ""
-                raise RuntimeError(f"{argv[-1]} showed no window: {err[-2000:]}")
+                raise RuntimeError(f"{what} showed no window: {err[-2000:]}")
             time.sleep(0.005)
         shown = float(report.read_text(encoding="utf-8"))
     finally:
@@ -205,8 +223,8 @@ def measure_launch(runs: int) -> dict[str, Any]:
     """Lectern's window and the bare baseline, alternated, ``runs`` each."""
     lectern, bare = [], []
     for _ in range(runs):
-        lectern.append(_launch_once([sys.executable, "-m", "app.cli"]))
-        bare.append(_launch_once([sys.executable, "-c", BARE_WINDOW]))
+        lectern.append(_launch_once([sys.executable, "-m", "app.cli"], "lectern"))
+        bare.append(_launch_once([sys.executable, "-c", BARE_WINDOW], "the bare window"))
     return {
         "launch_to_window_s": round(statistics.median(lectern), 3),
         "baseline_launch_s": round(statistics.median(bare), 3),
@@ -281,8 +299,8 @@ class Pulse:
 class WindowBench:
     """Drives one real ``MainWindow`` (the way ``scripts/screenshots.py`` does)."""
 
-    def __init__(self, app: Any, window: Any) -> None:
-        self.app, self.w = app, window
+    def __init__(self, window: Any) -> None:
+        self.w = window
         self.pulse = Pulse()
         self.ended: list[tuple[str, str | None]] = []
         self.text: list[str] = []
@@ -297,11 +315,9 @@ class WindowBench:
         self.failures: list[str] = []
         window.controller.workspaceFailed.connect(self.failures.append)
         window.controller.error.connect(self.failures.append)
-        self._last_quote: Any = None
 
-    def _quoted(self, quote: Any) -> None:
+    def _quoted(self, _quote: Any) -> None:
         self.quotes += 1
-        self._last_quote = quote
         self.pulse.mark("quoteReady")
 
     def _ended(self, kind: str, _outcome: Any, error: str | None) -> None:
@@ -353,22 +369,34 @@ class WindowBench:
                 return True
         return False
 
-    def open_session(self, name: str | None) -> None:
-        """The first session (``None``: the one the window opens by itself) or a new one."""
+    def open_session(self, name: str | None) -> dict[str, Any]:
+        """The first session (``None``: the window is shown and opens it by itself, as
+        ``app.ui.main.run`` does; the heartbeat runs until the window is idle) or a new one."""
+        from app.ui.main import show_window
+
         w, loaded = self.w, [False]
 
         def ready() -> None:
             loaded[0] = True
 
         w.ready.connect(ready)
+        started = time.perf_counter()
         if name is None:
-            w.show()
-            w.start()
+            self.pulse.start()
+            show_window(w)
         else:
             w.controller.open_session(name, create=True)
         self.wait(lambda: loaded[0], f"session {name or '(first)'} to open")
+        to_ready = time.perf_counter() - started
         w.ready.disconnect(ready)
         self.wait(lambda: not w.tasks.pending(), "the session's background work")
+        if name is not None:
+            return {}
+        return {
+            "startup_to_ready_s": round(to_ready, 3),
+            "startup_stall_ms": round(self.pulse.stop(), 1),
+            "startup_worst_gaps": self.pulse.worst(2),
+        }
 
     def read(self, paths: list[str], documents: int) -> dict[str, Any]:
         """Drop ``paths`` on the window; the heartbeat until the library lists them."""
@@ -439,8 +467,8 @@ def measure_window(
     app = make_app(sys.argv[:1])
     window: Any = build_window(app)
     window.resize(1360, 860)
-    bench = WindowBench(app, window)
-    bench.open_session(None)
+    bench = WindowBench(window)
+    startup = bench.open_session(None)
 
     paths = sorted(str(p) for p in corpus.iterdir())
     documents = len(list((corpus / "texts").iterdir())) + 1
@@ -474,6 +502,7 @@ def measure_window(
     short_ms = short["cpu_s"] * 1000 / answer_tokens
     long_ms = long["cpu_s"] * 1000 / answer_tokens
     return {
+        **startup,
         "ingest_stall_ms": round(ingest["stall_ms"], 1),
         "ingest_seconds": round(ingest["seconds"], 2),
         "ingest_documents": ingest["documents"],
@@ -502,10 +531,13 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=5, help="launches of each kind")
     parser.add_argument("--files", type=int, default=300, help="text files in the corpus")
     parser.add_argument("--chunk-delay", type=float, default=0.004, help="between SSE chunks")
-    parser.add_argument("--serve", nargs=3, metavar=("ANSWER", "DELAY", "REPLIES"))
+    parser.add_argument("--serve", nargs=3, help=argparse.SUPPRESS)  # ANSWER DELAY REPLIES
+    parser.add_argument("--build", nargs=2, help=argparse.SUPPRESS)  # FOLDER FILES
     args = parser.parse_args()
     if args.serve:
         return serve(args.serve[0], float(args.serve[1]), int(args.serve[2]))
+    if args.build:
+        return _build(Path(args.build[0]), int(args.build[1]))
 
     tmp = Path(tempfile.mkdtemp(prefix="lectern-bench-ui-"))
     os.environ["LECTERN_HOME"] = str(tmp / "home")
@@ -517,13 +549,14 @@ def main() -> int:
     try:
         figures.update(measure_launch(args.runs))
         corpus = build_corpus(args.files)
-        answer, answer_tokens = scripted_answer(ANSWER_TOKENS)
-        server = FixtureProcess(answer, args.chunk_delay, 2, tmp)
+        server = FixtureProcess(args.chunk_delay, 2, tmp)
         try:
-            figures.update(measure_window(corpus, tmp, server.base_url, answer, answer_tokens))
+            figures.update(
+                measure_window(corpus, tmp, server.base_url, server.answer, server.answer_tokens)
+            )
         finally:
             server.close()
-        figures["answer_tokens"] = answer_tokens
+        figures["answer_tokens"] = server.answer_tokens
         from ui_transcript import measure_transcript
 
         transcript = measure_transcript(tokens=ANSWER_TOKENS)
@@ -550,13 +583,13 @@ def main() -> int:
     figures["notes"] = (
         "launch_*: fresh `python -m app.cli` (LECTERN_REPORT_SHOWN hook in app/ui/main.py: "
         "time of the first expose+paint) vs a bare QApplication+QMainWindow, medians, "
-        "alternated. ingest_* and stream_*: the real MainWindow in this process, fixture "
-        "server in a child process; stall = longest 10 ms heartbeat gap (open gap counted). "
-        "short/long_per_token_ms and render_cost_ratio: measure_transcript() of "
-        "tests/bench/ui_transcript.py (TranscriptView alone, UI-thread CPU per token); "
-        "window_*: UI-thread CPU per answer token of a real ask in the window, fresh "
-        "session vs 100 pre-filled long messages. transcript_bench: measure_transcript's "
-        "full output."
+        "alternated. startup_*, ingest_* and stream_*: the real MainWindow in this process "
+        "(shown by app.ui.main.show_window), fixture server in a child process; stall = "
+        "longest 10 ms heartbeat gap (open gap counted). short/long_per_token_ms and "
+        "render_cost_ratio: measure_transcript() of tests/bench/ui_transcript.py "
+        "(TranscriptView alone, UI-thread CPU per token); window_*: UI-thread CPU per "
+        "answer token of a real ask in the window, fresh session vs 100 pre-filled long "
+        "messages. transcript_bench: measure_transcript's full output."
     )
     print(json.dumps(figures))
     return 0

@@ -371,4 +371,6 @@ def test_the_last_session_and_its_conversation_come_back_on_the_next_start(
     assert again.controller.session == name
     qtbot.waitUntil(lambda: len(again.transcript.messages()) == 2, timeout=WAIT)
     assert again.transcript.messages()[1].text == ANSWER
-    assert (again.width(), again.height()) == size
+    # The height is the one set (the default is taller); the width may grow to the new
+    # window's minimum on the offscreen screen, which is barely wider than that minimum.
+    assert again.height() == size[1] and again.width() >= size[0]
