@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
     QMenu,
     QProgressBar,
     QPushButton,
+    QStyle,
     QTreeView,
     QVBoxLayout,
     QWidget,
@@ -95,8 +96,8 @@ class LibraryPanel(QWidget):
         header = self.tree.header()
         header.setStretchLastSection(False)
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-        header.setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
-        header.setSectionResizeMode(2, QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(1, QHeaderView.ResizeMode.Fixed)  # see _fit_columns
+        header.setSectionResizeMode(2, QHeaderView.ResizeMode.Fixed)
 
         self.empty = QLabel(
             "Drop files or folders here\n\nPDF, EPUB, Word, ODT, Markdown, HTML,\n"
@@ -195,10 +196,25 @@ class LibraryPanel(QWidget):
             if key in expanded or len(folders) <= 12:
                 self.tree.setExpanded(item.index(), True)
         self._building = False
+        self._fit_columns()
         has = bool(self.rows)
         self.tree.setVisible(has)
         self.empty.setVisible(not has)
         self._update_totals()
+
+    def _fit_columns(self) -> None:
+        """Kind and Tokens as wide as their widest text. ResizeToContents asked every row
+        for its size hint at each layout: a third of showing 300 files."""
+        kinds = {"Kind", *(_kind_name(r.kind) for r in self.rows)}
+        widest = f"{sum(r.tokens for r in self.rows):,}"  # no count shown is larger
+        pad = 2 * self.style().pixelMetric(QStyle.PixelMetric.PM_HeaderMargin) + 12
+        fm, header = self.tree.fontMetrics(), self.tree.header()
+        for column, texts in ((1, kinds), (2, {"Tokens", widest})):
+            width = max(
+                max(fm.horizontalAdvance(t), header.fontMetrics().horizontalAdvance(t))
+                for t in texts
+            )
+            header.resizeSection(column, width + pad)
 
     def _folder_item(self, name: str, key: str) -> QStandardItem:
         item = QStandardItem(f"{name}/")
@@ -224,7 +240,7 @@ class LibraryPanel(QWidget):
             tip.append("Cited by the last answer")
         tip.extend(row.notes)
         item.setToolTip("\n".join(tip))
-        kind = _cell(KIND_NAMES.get(row.kind, row.kind.capitalize()))
+        kind = _cell(_kind_name(row.kind))
         tokens = _cell(f"{row.tokens:,}")
         tokens.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         if not row.included:
@@ -400,6 +416,10 @@ def _add(
         top.append(cells)
     else:
         parent.appendRow(cells)
+
+
+def _kind_name(kind: str) -> str:
+    return KIND_NAMES.get(kind, kind.capitalize())
 
 
 def _cell(text: str) -> QStandardItem:

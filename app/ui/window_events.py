@@ -99,7 +99,8 @@ class JobView:
             w.controller.refresh_sessions()
             w.meters.show_spend(outcome.session)
         self.question = ""
-        w.request_quote()
+        if kind != "read" or error is not None:  # read: the new documents' rows ask for it
+            w.request_quote()  # (twice would plan the whole corpus twice, under the rebuild)
         if w.pending_paths and not w.controller.busy:
             paths, w.pending_paths = w.pending_paths, []
             w.add_paths(paths)
