@@ -150,7 +150,9 @@ def test_review_json_counts_every_call_in_cost_usd(
     assert Decimal(str(data["cost_usd"])) == total
     assert Decimal(str(data["session_cost_usd"])) == total
     assert [c["valid"] for c in data["citations"]] == [True]
-    assert [c["purpose"] for c in data["calls"]] == ["draft", "review", "priming"]
+    # The review's priming request runs beside the review: either may be logged first.
+    purposes = [c["purpose"] for c in data["calls"]]
+    assert purposes[0] == "draft" and sorted(purposes[1:]) == ["priming", "review"]
 
 
 def test_asking_again_reads_only_new_or_changed_files(

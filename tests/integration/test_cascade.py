@@ -152,11 +152,9 @@ def test_review_pass_gets_corpus_conversation_draft_and_returns_verdict(env: Env
     assert out.review["corrected"].startswith("The cap is five times")
     assert out.review["answer_id"] == out.final.id  # attached to the draft
     assert out.final.role == "draft"  # the draft stays the answer; the review is attached
-    assert purposes(out) == [
-        ("draft", "flash", "ok"),
-        ("review", "pro", "ok"),
-        ("priming", "pro", "ok"),
-    ]
+    # The review's priming request runs beside the review: either may be logged first.
+    assert purposes(out)[0] == ("draft", "flash", "ok")
+    assert sorted(purposes(out)[1:]) == [("priming", "pro", "ok"), ("review", "pro", "ok")]
     assert out.cost_usd == server_cost(env.srv)
     pro = sum(Decimal(c["cost_usd"]) for c in out.calls if c["tier"] == "pro")
     assert out.session.pro_share == pro / out.cost_usd
@@ -170,12 +168,10 @@ def test_draft_failing_after_retries_is_escalated_to_pro(env: Env) -> None:
     env.srv.enqueue_reply(GOOD)
     out = env.ask()
     assert out.ok and out.final.role == "escalation" and out.final.backend == "pro"
-    assert [(c["purpose"], c["status"], c["error_kind"]) for c in out.calls] == [
-        ("draft", "error", "server"),
-        ("retry", "error", "overloaded"),
-        ("escalation", "ok", None),
-        ("priming", "ok", None),  # Pro's cache primed for its next request on this corpus
-    ]
+    calls = [(c["purpose"], c["status"], c["error_kind"]) for c in out.calls]
+    assert calls[:2] == [("draft", "error", "server"), ("retry", "error", "overloaded")]
+    # Pro's cache primed for its next request on this corpus, beside the escalation.
+    assert sorted(calls[2:]) == [("escalation", "ok", None), ("priming", "ok", None)]
     draft = out.answers[0]
     assert draft.status == "failed" and "overloaded" in (draft.error or "")
     assert env.srv.chat_requests[-1].body["model"] == "deepseek-v4-pro"

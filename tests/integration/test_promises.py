@@ -136,7 +136,9 @@ def test_a_second_review_of_the_same_corpus_hits_the_cache(
         # The log has what the server reported, and the priming call that bought it.
         session = ws.session(name)
         calls = [c for t in session.turns() for c in t.calls if c["backend"] == "pro"]
-        assert [c["purpose"] for c in calls] == ["review", "priming", "review"]
+        # The first review and its priming request run side by side: either is logged first.
+        assert sorted(c["purpose"] for c in calls[:2]) == ["priming", "review"]
+        assert calls[2]["purpose"] == "review"
         assert calls[2]["usage"]["cache_hit"] == second.cache_hit
     finally:
         ws.close()
