@@ -36,6 +36,7 @@ from tests.fixtures.lectern_env import (
     run_cli,
     write_corpus,
 )
+from tests.fixtures.recorder import Recorder
 
 CONTRACT = """# Master Services Agreement
 The Supplier shall indemnify the Buyer against third-party claims.
@@ -71,23 +72,6 @@ def contract_folder(tmp_path: Path) -> Path:
     docs.mkdir(exist_ok=True)
     (docs / "contract.md").write_text(CONTRACT)
     return docs
-
-
-class Recorder:
-    """A thread-safe sink that can wait for an event."""
-
-    def __init__(self) -> None:
-        self.events: list[Event] = []
-        self._cond = threading.Condition()
-
-    def __call__(self, event: Event) -> None:
-        with self._cond:
-            self.events.append(event)
-            self._cond.notify_all()
-
-    def wait_for(self, pred: Any, timeout: float = 30) -> None:
-        with self._cond:
-            assert self._cond.wait_for(lambda: any(pred(e) for e in self.events), timeout)
 
 
 def logged(session: Session, *types: str) -> list[Any]:

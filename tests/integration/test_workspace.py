@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from decimal import Decimal
@@ -25,7 +24,6 @@ import pytest
 from app.core.events import (
     AnswerEnded,
     CitationsChecked,
-    Event,
     JobFinished,
     Meter,
     Progress,
@@ -36,6 +34,7 @@ from app.core.workspace import Job, Workspace, WorkspaceError
 from backends.base import ThinkingMode
 from tests.fixtures.deepseek_server import DeepSeekServer
 from tests.fixtures.lectern_env import REPO, TEST_KEY_ENV, fixture_config, write_corpus
+from tests.fixtures.recorder import Recorder
 
 CONTRACT = """# Master Services Agreement
 The Supplier shall indemnify the Buyer against third-party claims.
@@ -51,27 +50,6 @@ STOP_WITHIN = 0.5  # seconds, the issue's promise
 def server() -> Iterator[DeepSeekServer]:
     with DeepSeekServer(cache_interval=None) as srv:
         yield srv
-
-
-class Recorder:
-    """A sink that keeps every event (thread-safe) and can wait for one."""
-
-    def __init__(self) -> None:
-        self.events: list[Event] = []
-        self._cond = threading.Condition()
-
-    def __call__(self, event: Event) -> None:
-        with self._cond:
-            self.events.append(event)
-            self._cond.notify_all()
-
-    def wait_for(self, pred: Any, timeout: float = 120) -> None:
-        with self._cond:
-            assert self._cond.wait_for(lambda: any(pred(e) for e in self.events), timeout)
-
-    def of(self, kind: type) -> list[Any]:
-        with self._cond:
-            return [e for e in self.events if isinstance(e, kind)]
 
 
 def open_ws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, config_text: str | None = None,
