@@ -30,7 +30,13 @@ PY
 )" || version=""
   if [ -n "$version" ]; then
     echo "== rebuilding llama-cpp-python $version as a portable AVX2 build (this one uses AMX)" >&2
+    local req
+    req="$(mktemp)"
+    # The locked entry, hashes and all: the same sdist, built again without pip's cache.
+    awk '/^llama-cpp-python==/ { on = 1 } on && /^[a-z]/ && !/^llama-cpp-python==/ { on = 0 } on' \
+      requirements/lock.txt > "$req"
     .venv/bin/python -m pip install --quiet --no-cache-dir --force-reinstall --no-deps \
-      "llama-cpp-python==$version"
+      --no-build-isolation --require-hashes -r "$req"
+    rm -f "$req"
   fi
 }
