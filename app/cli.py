@@ -49,7 +49,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     return code
 
 
+WINDOW_LIBRARIES_MISSING = 3  # exit code: the system lacks what Qt's platform plugin needs
+
+
 def _open_window(parser: argparse.ArgumentParser | None, paths: Sequence[str] = ()) -> int:
+    from app import qt_platform
+
+    blocker = qt_platform.window_blocker()
+    if blocker is not None:  # Qt would abort the process: say what to install instead
+        print(blocker, file=sys.stderr)
+        return WINDOW_LIBRARIES_MISSING
     try:
         ui = importlib.import_module("app.ui.main")
     except ImportError as exc:

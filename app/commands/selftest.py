@@ -34,6 +34,12 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from app import qt_platform
+
+    blocker = qt_platform.window_blocker()
+    if blocker is not None:  # Qt would abort the process: say what to install instead
+        print(blocker, file=sys.stderr)
+        return 3
     with tempfile.TemporaryDirectory(prefix="lectern-selftest-") as tmp:
         os.environ["LECTERN_HOME"] = tmp
         path = args.file

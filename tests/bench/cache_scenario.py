@@ -20,8 +20,13 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from tests.fixtures.cache_scenario import run_scenario
+from needs import require
+
+require("cache_scenario.py", deepseek_recipe="the DeepSeek fixture server")
+
+from tests.fixtures.cache_scenario import run_scenario  # noqa: E402
 
 
 def main() -> int:

