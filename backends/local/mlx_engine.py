@@ -40,7 +40,6 @@ from backends.local.local_engine import (
 )
 from backends.local.mlx_prefix import (
     FORMAT,
-    Snapshot,
     StateMismatchError,
     load_state,
     restore,
@@ -120,7 +119,7 @@ class MlxEngine(LocalEngine[EngineConfig]):
         probe = make_prompt_cache(model)
         classes = "/".join(sorted({type(c).__name__ for c in probe}))
         mlx_version = getattr(mx, "__version__", "?")
-        self.snap: tuple[PrefixKey, Snapshot] | None = None
+        self.snap: tuple[PrefixKey, Any] | None = None
         self.generated_total = 0  # tokens sampled over the engine's life
         eos = tokenizer.eos_token_id
         self.facts = EngineFacts(
@@ -161,6 +160,31 @@ class MlxEngine(LocalEngine[EngineConfig]):
 
         return list(make_prompt_cache(self.model))
 
+    # The cache scheme of mlx-lm; ``MlxVlmEngine`` overrides these for mlx-vlm's caches.
+    mismatch_errors: tuple[type[Exception], ...] = (StateMismatchError,)
+
+    def _snapshot(self, cache: list[Any], tokens: int) -> Any:
+        del tokens  # every mlx-lm cache layer records its own offset
+        return snapshot(cache)
+
+    def _restore(self, snap: Any) -> list[Any]:
+        return restore(snap, self._fresh_cache())
+
+    def _save_file(self, path: Path, snap: Any, key_json: str) -> None:
+        save_state(path, snap, key_json)
+
+    def _load_file(self, path: Path, key_json: str, tokens: int) -> Any:
+        return load_state(path, key_json, tokens)
+
+    def _forward(self, chunk: Any, cache: list[Any]) -> Any:
+        """The logits of ``chunk`` (shape [1, L]) after ``cache``, which it extends."""
+        return self.model(chunk, cache=cache)
+
+    def _eval_cache(self, cache: list[Any]) -> None:
+        import mlx.core as mx
+
+        mx.eval([c.state for c in cache])
+
     def _load_stored(self, key: PrefixKey) -> tuple[list[Any], StoredState] | None:
         """A fresh cache filled from the verified state file for ``key``, if any."""
         if self.store is None:
@@ -171,10 +195,10 @@ class MlxEngine(LocalEngine[EngineConfig]):
         size = state.path.stat().st_size
         self.phase("restore_state", 0, size)
         try:
-            snap = load_state(state.path, key.to_json(), key.prefix_tokens)
-            cache = restore(snap, self._fresh_cache())
+            snap = self._load_file(state.path, key.to_json(), key.prefix_tokens)
+            cache = self._restore(snap)
             self.phase("restore_state", size, size)
-        except StateMismatchError as exc:
+        except self.mismatch_errors as exc:
             log.warning("Saved prefix state %s rejected (%s); rebuilding it", state.path, exc)
             self.store.invalidate(key)
             return None
@@ -182,13 +206,13 @@ class MlxEngine(LocalEngine[EngineConfig]):
         self.snap = (key, snap)
         return cache, state
 
-    def _save(self, key: PrefixKey, snap: Snapshot) -> StoredState | None:
+    def _save(self, key: PrefixKey, snap: Any) -> StoredState | None:
         if self.store is None:
             return None
         tmp = self.store.temp_path(key)
         self.phase("save_state", 0, 1)
         try:
-            save_state(tmp, snap, key.to_json())
+            self._save_file(tmp, snap, key.to_json())
             size = tmp.stat().st_size
             self.phase("save_state", size, size)
             return self.store.commit(key, tmp, snap.tokens)
@@ -216,8 +240,8 @@ class MlxEngine(LocalEngine[EngineConfig]):
             if stop():
                 raise StopRequestedError
             chunk = mx.array(list(ids[start : start + step]))[None]
-            self.model(chunk, cache=cache)
-            mx.eval([c.state for c in cache])
+            self._forward(chunk, cache)
+            self._eval_cache(cache)
             mx.clear_cache()
             if progress is not None:
                 progress(done + start + chunk.shape[1], total)
@@ -238,7 +262,7 @@ class MlxEngine(LocalEngine[EngineConfig]):
             found: tuple[list[Any], StoredState | None] | None = None
             source: Literal["memory", "restored"] = "memory"
             if self.snap is not None and self.snap[0] == key:
-                found = restore(self.snap[1], self._fresh_cache()), None
+                found = self._restore(self.snap[1]), None
             elif (stored := self._load_stored(key)) is not None:
                 found, source = stored, "restored"
             if found is not None:
@@ -249,7 +273,7 @@ class MlxEngine(LocalEngine[EngineConfig]):
         self._evaluate(cache, prefix, stop, progress, done=0, total=total)
         saved = None
         if key is not None:
-            snap = snapshot(cache)
+            snap = self._snapshot(cache, len(prefix))
             self.snap = (key, snap)
             saved = self._save(key, snap)
         return cache, "cold", saved

@@ -18,6 +18,7 @@ from backends.local.kv_store import KVStore
 from backends.local.local_backend import LocalBackend
 from backends.local.local_engine import PrefixReport, Progress, RequestStats
 from backends.local.mlx_engine import EngineConfig, MlxEngine
+from backends.local.mlx_vlm_engine import engine_for
 from backends.local.mlx_vocab import model_identity
 
 __all__ = ["MlxBackend", "PrefixReport", "RequestStats"]
@@ -70,6 +71,8 @@ class MlxBackend(LocalBackend[EngineConfig, MlxEngine]):
             think_tags=think_tags,
         )
         super().__init__(config, store, prefill_progress)
+        # DeepSeek V4 / V4.1 checkpoints run on mlx-vlm, every other model type on mlx-lm.
+        self.engine_type = engine_for(config.model_path)
 
     @property
     def context_window(self) -> int:

@@ -1,0 +1,146 @@
+"""DeepSeek V4 and V4.1 (Engram) in MLX through mlx-vlm, on ``mlx[cpu]``.
+
+Random-weight checkpoints of the real architectures are built by the test
+(``tests.fixtures.tiny_v4``) and run through ``MlxBackend``: the backend picks
+mlx-vlm by ``model_type``, reads the corpus in chunks with progress, streams,
+stops, saves the corpus state and restores it (in memory, and from the store
+after reopening). Greedy decoding makes the proof exact: an answer continued
+from a restored state must equal the one computed from scratch, token for token.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from backends.base import Cancelled, Event, Request, TextDelta, Usage
+from backends.local.memory_plan import plan_for_model
+from backends.local.mlx_local import MlxBackend
+from backends.local.mlx_vlm_engine import MlxVlmEngine
+from tests.fixtures.local_backend import make_store
+from tests.fixtures.tiny_v4 import V4_ARCHES, TinyV4, build_tiny_v4
+from tests.integration.backend_contract import collect, text_of
+
+pytestmark = pytest.mark.mlx
+
+pytest.importorskip("mlx_vlm")
+
+CORPUS = "".join(f"Clause {i}: the fee for lot {i} is {7 * i} euros.\n" for i in range(25))
+
+
+@pytest.fixture(scope="module", params=V4_ARCHES)
+def tiny(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> TinyV4:
+    arch = str(request.param)
+    return build_tiny_v4(tmp_path_factory.mktemp(arch) / arch, arch=arch)
+
+
+@pytest.fixture()
+def backend(tiny: TinyV4, tmp_path: Path) -> Iterator[MlxBackend]:
+    b = MlxBackend(tiny.path, store=make_store(tmp_path / "kv"), prefill_step=64)
+    yield b
+    b.close()
+
+
+def ask(ids: list[int], prefix: int, max_tokens: int = 12) -> Request:
+    return Request(
+        messages=(),
+        model="tiny",
+        prompt_ids=tuple(ids),
+        prefix_tokens=prefix,
+        max_tokens=max_tokens,
+        temperature=0.0,
+    )
+
+
+def usage_of(events: list[Event]) -> Usage:
+    (usage,) = [e for e in events if isinstance(e, Usage)]
+    return usage
+
+
+def test_v4_checkpoints_load_on_mlx_vlm(backend: MlxBackend, tiny: TinyV4) -> None:
+    assert backend.engine_type is MlxVlmEngine
+    backend.load()
+    assert backend.architecture == tiny.arch
+    assert backend.context_window == tiny.context
+    assert backend.eos_token_id == tiny.eos
+    # Lectern's V4 tokenizer and the checkpoint's agree on ids
+    assert backend.tokenize("Clause 3: the fee") == tiny.encode("Clause 3: the fee")
+
+
+def test_corpus_state_is_saved_then_restored_exactly(
+    backend: MlxBackend, tiny: TinyV4, tmp_path: Path
+) -> None:
+    ids, prefix = tiny.prompt(CORPUS, "What is the fee for lot 4?", thinking=False)
+    seen: list[tuple[int, int]] = []
+    cold = MlxBackend(tiny.path, prefill_step=64, prefill_progress=lambda d, t: seen.append((d, t)))
+    with cold:
+        reference, err = collect(cold, ask(ids, 0))  # no prefix: evaluated from scratch
+    assert err is None, err
+    assert seen and seen[-1] == (len(ids) - 1, len(ids)) and len(seen) >= len(ids) // 64
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen)
+
+    first, err = collect(backend, ask(ids, prefix))
+    assert err is None, err
+    stats = backend.last_stats
+    assert stats is not None and stats.source == "cold" and stats.saved_state is not None
+    assert text_of(first) == text_of(reference) != ""
+    assert usage_of(first).cache_hit == 0
+
+    second, err = collect(backend, ask(ids, prefix))  # from the snapshot in memory
+    assert err is None, err
+    stats = backend.last_stats
+    assert stats is not None and stats.source == "memory" and stats.reused == prefix
+    assert usage_of(second).cache_hit == prefix
+    assert text_of(second) == text_of(reference)
+
+    backend.close()  # reopen: the state comes from the store's file
+    third, err = collect(backend, ask(ids, prefix))
+    assert err is None, err
+    stats = backend.last_stats
+    assert stats is not None and stats.source == "restored" and stats.reused == prefix
+    assert usage_of(third).cache_miss == len(ids) - prefix
+    assert text_of(third) == text_of(reference)
+
+    other, _ = tiny.prompt(CORPUS, "And lot 9?", thinking=True)
+    fourth, err = collect(backend, ask(other, prefix))  # another question, same corpus
+    assert err is None, err
+    stats = backend.last_stats
+    assert stats is not None and stats.source == "memory" and stats.reused == prefix
+
+
+def test_stop_between_prefill_chunks_and_between_tokens(tiny: TinyV4, tmp_path: Path) -> None:
+    ids, prefix = tiny.prompt(CORPUS, "Q?", thinking=False)
+    store = make_store(tmp_path / "kv")
+    req = ask(ids, prefix)
+    seen: list[int] = []
+
+    def on_progress(done: int, total: int) -> None:
+        seen.append(done)
+        if done >= 64:
+            req.cancel.cancel()  # the engine checks before the next chunk
+
+    with MlxBackend(tiny.path, store=store, prefill_step=64, prefill_progress=on_progress) as b:
+        events, err = collect(b, req)
+        assert isinstance(err, Cancelled), err
+        assert seen == [64] and b.last_stats is None
+        assert store.entries() == []  # a stopped corpus read saves nothing
+
+        b._prefill_progress = None
+        req = ask(ids, prefix, max_tokens=200)
+        got: list[Event] = []
+        with pytest.raises(Cancelled):
+            for event in b.stream(req):
+                got.append(event)
+                if sum(isinstance(e, TextDelta) for e in got) == 2:
+                    req.cancel.cancel()
+        assert 2 <= usage_of(got).completion < 200
+
+
+def test_memory_plan_is_within_ten_percent_of_the_files(tiny: TinyV4) -> None:
+    plan = plan_for_model(tiny.path, tokens=4096)
+    files = sum(p.stat().st_size for p in tiny.path.glob("*.safetensors"))
+    assert abs(plan.weights_bytes - files) <= 0.1 * files
+    assert plan.kv_bytes_per_token > 0
+    assert plan.needed_bytes > plan.weights_bytes
