@@ -32,6 +32,7 @@ from backends.base import Backend
 from backends.profiles import Profile, profile_from_mapping
 from backends.router import BackendSpec
 from backends.settings import (
+    GGML_CACHE_TYPES,
     BackendSettings,
     LlamaCppSettings,
     MlxSettings,
@@ -188,6 +189,14 @@ class BackendPool:
                 path,
                 n_ctx=r.spec.context,
                 n_threads=settings.n_threads,
+                n_gpu_layers=settings.n_gpu_layers,
+                flash_attn=settings.flash_attn,
+                type_k=None
+                if settings.cache_type_k is None
+                else GGML_CACHE_TYPES[settings.cache_type_k],
+                type_v=None
+                if settings.cache_type_v is None
+                else GGML_CACHE_TYPES[settings.cache_type_v],
                 store=store,
                 renderer_version=renderer_version or "lectern",
             )

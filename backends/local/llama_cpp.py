@@ -40,6 +40,8 @@ class LlamaCppBackend(LocalBackend[EngineConfig, LlamaEngine]):
         n_ctx: int = 8192,
         n_batch: int = 512,
         n_threads: int | None = None,
+        n_gpu_layers: int | None = None,
+        flash_attn: bool = True,
         store: KVStore | None = None,
         renderer_version: str = "gguf-chat-template/1",
         seed: int | None = None,
@@ -55,6 +57,9 @@ class LlamaCppBackend(LocalBackend[EngineConfig, LlamaEngine]):
         n_ctx: context size to allocate; prompt + max_tokens must fit.
         n_batch: prefill chunk size; cancellation and progress are checked between chunks.
         n_threads: CPU threads (default: llama-cpp-python's choice).
+        n_gpu_layers: layers offloaded to the GPU (-1 all; None: all when the build
+            offloads, ``llama_supports_gpu_offload()``, else 0).
+        flash_attn: use flash attention.
         store: where corpus prefix states are saved; None disables saving and restoring.
         renderer_version: version of the prompt renderer that produced prompt_ids (part
             of the state key: a renderer change must not reuse old states).
@@ -71,6 +76,8 @@ class LlamaCppBackend(LocalBackend[EngineConfig, LlamaEngine]):
             n_ctx=n_ctx,
             n_batch=n_batch,
             n_threads=n_threads,
+            n_gpu_layers=n_gpu_layers,
+            flash_attn=flash_attn,
             seed=seed,
             swa_full=swa_full,
             type_k=type_k,

@@ -140,9 +140,7 @@ def kv_from_config(config: dict[str, Any], elem: int) -> tuple[int, int]:
 
 def available_memory() -> tuple[int, str, str]:
     """(bytes a model may use, what limits it, what to call the machine)."""
-    import psutil
-
-    total = int(psutil.virtual_memory().total)
+    total = int(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
     if platform.system() != "Darwin":
         return total, "RAM", "this computer"
     wired = 0
@@ -196,6 +194,15 @@ def plan_for_model(
         limit=limit,
         machine=machine,
     )
+
+
+def refuse_if_too_big(path: Path) -> None:
+    """Refuse, before loading, a model whose weights alone do not fit (never an OOM kill)."""
+    from backends.base import LocalEngineError
+
+    plan = plan_for_model(path, tokens=0)
+    if not plan.fits:
+        raise LocalEngineError(plan.message())
 
 
 def _gguf_kv_estimate(weights: int) -> int:

@@ -38,6 +38,7 @@ from backends.local.local_engine import (
     TokenSink,
     WarmSource,
 )
+from backends.local.memory_plan import plan_for_model, refuse_if_too_big
 from backends.local.mlx_prefix import (
     FORMAT,
     StateMismatchError,
@@ -80,6 +81,8 @@ class MlxEngine(LocalEngine[EngineConfig]):
 
         super().__init__(config, store)
         check_model_dir(config.model_path)
+        refuse_if_too_big(config.model_path)
+        self.kv_measured: int | None = None  # bytes per token of the last corpus snapshot
         self.model: Any = None
         try:
             self._load(config, store)
@@ -274,6 +277,7 @@ class MlxEngine(LocalEngine[EngineConfig]):
         saved = None
         if key is not None:
             snap = self._snapshot(cache, len(prefix))
+            self.kv_measured = max(1, snap.nbytes // max(1, len(prefix)))
             self.snap = (key, snap)
             saved = self._save(key, snap)
         return cache, "cold", saved
@@ -301,6 +305,13 @@ class MlxEngine(LocalEngine[EngineConfig]):
                 "it must be between 0 and the prompt length."
             )
         super()._check_fits(prompt_tokens, prefix_tokens, max_tokens)
+        plan = plan_for_model(
+            self.config.model_path,
+            tokens=prompt_tokens + max_tokens,
+            kv_bytes_per_token=self.kv_measured,
+        )
+        if not plan.fits:
+            raise LocalEngineError(plan.message())
 
     def _prompt_too_long(self, prompt_tokens: int, max_tokens: int, needed: int) -> str:
         return (

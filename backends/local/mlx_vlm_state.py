@@ -126,7 +126,9 @@ def restore(snap: Snapshot, fresh: Sequence[Any]) -> list[Any]:
     """Fill ``fresh`` (a new ``model.make_cache()``) with copies of ``snap``."""
     classes = tuple(type(c).__name__ for c in fresh)
     if classes != snap.classes:
-        raise StateMismatchError(f"the state holds caches {snap.classes}, the model makes {classes}")
+        raise StateMismatchError(
+            f"the state holds caches {snap.classes}, the model makes {classes}"
+        )
     for c, skeleton, meta in zip(fresh, snap.skeletons, snap.metas, strict=True):
         c.state = _fill(skeleton, snap.arrays)
         c.meta_state = meta

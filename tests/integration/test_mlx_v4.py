@@ -104,7 +104,8 @@ def test_corpus_state_is_saved_then_restored_exactly(
     assert text_of(third) == text_of(reference)
 
     other, _ = tiny.prompt(CORPUS, "And lot 9?", thinking=True)
-    fourth, err = collect(backend, ask(other, prefix))  # another question, same corpus
+    fourth, err = collect(backend, ask(other, prefix))
+    assert usage_of(fourth).cache_hit == prefix  # another question, same corpus
     assert err is None, err
     stats = backend.last_stats
     assert stats is not None and stats.source == "memory" and stats.reused == prefix
@@ -124,6 +125,7 @@ def test_stop_between_prefill_chunks_and_between_tokens(tiny: TinyV4, tmp_path: 
     with MlxBackend(tiny.path, store=store, prefill_step=64, prefill_progress=on_progress) as b:
         events, err = collect(b, req)
         assert isinstance(err, Cancelled), err
+        assert not any(isinstance(e, TextDelta) for e in events)
         assert seen == [64] and b.last_stats is None
         assert store.entries() == []  # a stopped corpus read saves nothing
 
