@@ -146,3 +146,46 @@ def test_memory_plan_is_within_ten_percent_of_the_files(tiny: TinyV4) -> None:
     assert abs(plan.weights_bytes - files) <= 0.1 * files
     assert plan.kv_bytes_per_token > 0
     assert plan.needed_bytes > plan.weights_bytes
+
+
+@pytest.mark.slow
+def test_lectern_ask_answers_from_a_v4_checkpoint_and_reuses_the_saved_corpus(
+    tmp_path: Path,
+) -> None:
+    """Acceptance: ``lectern ask`` on a V4-architecture MLX checkpoint; the second
+    question (a new process) starts from the corpus state the first one saved."""
+    import json
+
+    from backends.local.kv_store import KVStore
+    from tests.fixtures.lectern_env import run_cli
+
+    model = build_tiny_v4(tmp_path / "model", arch="deepseek_v4")
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "fees.txt").write_text(CORPUS)
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[backends.mac]\nkind = "mlx"\nmodel_path = "{model.path}"\n'
+        'profile = "deepseek-v4-flash-gguf"\ncontext = 65536\n\n[cascade]\ndraft = "mac"\n'
+    )
+    runs = []
+    for question in ("What is the fee for lot 3?", "And for lot 8?"):
+        proc = run_cli(
+            ["ask", str(docs), "-q", question, "--session", "v4", "--max-tokens", "8", "--json"],
+            home=tmp_path / "home",
+            config=config,
+            timeout=600,
+        )
+        assert proc.returncode == 0, proc.stderr
+        runs.append(json.loads(proc.stdout))
+    first, second = runs
+    assert first["backend"] == "mac" and first["answer"].strip()
+    assert first["usage"]["cache_hit"] == 0
+    (index,) = list((tmp_path / "home").rglob("index.sqlite3"))
+    entries = KVStore(index.parent, 1 << 30).entries()
+    assert len(entries) == 1  # one corpus state, saved by the first run
+    assert entries[0].key.engine.startswith("mlx-vlm ")
+    assert entries[0].tokens == second["usage"]["cache_hit"]  # exactly the corpus
+    # the second process restored it: only the question was evaluated
+    assert second["usage"]["cache_hit"] > 0
+    assert second["usage"]["cache_miss"] < first["usage"]["prompt"] // 4
