@@ -189,3 +189,34 @@ def test_lectern_ask_answers_from_a_v4_checkpoint_and_reuses_the_saved_corpus(
     # the second process restored it: only the question was evaluated
     assert second["usage"]["cache_hit"] > 0
     assert second["usage"]["cache_miss"] < first["usage"]["prompt"] // 4
+
+
+def test_backends_check_json_gives_the_memory_plan(tiny: TinyV4, tmp_path: Path) -> None:
+    import json
+
+    from tests.fixtures.lectern_env import run_cli
+
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[backends.mac]\nkind = "mlx"\nmodel_path = "{tiny.path}"\n'
+        'profile = "deepseek-v4-flash-gguf"\ncontext = 65536\n\n[cascade]\ndraft = "mac"\n'
+    )
+    proc = run_cli(["backends", "--check", "--json"], home=tmp_path / "home", config=config)
+    assert proc.returncode == 0, proc.stderr
+    (row,) = json.loads(proc.stdout)["backends"]
+    memory = row["memory"]
+    files = sum(p.stat().st_size for p in tiny.path.glob("*.safetensors"))
+    assert abs(memory["weights_bytes"] - files) <= 0.1 * files
+    assert memory["kv_bytes_per_token"] > 0 and memory["available_bytes"] > 0
+    assert memory["needed_bytes"] >= memory["weights_bytes"] + 65536 * memory["kv_bytes_per_token"]
+    assert memory["fits"] is True and "GB" in memory["message"]
+
+    small = run_cli(
+        ["backends", "--check", "--json"],
+        home=tmp_path / "home",
+        config=config,
+        env={"LECTERN_MEMORY_AVAILABLE_BYTES": str(files // 2)},
+    )
+    (row,) = json.loads(small.stdout)["backends"]
+    assert row["memory"]["fits"] is False
+    assert "does not fit" in row["memory"]["message"]
