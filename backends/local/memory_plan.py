@@ -125,12 +125,16 @@ def kv_from_config(config: dict[str, Any], elem: int) -> tuple[int, int]:
         if kind == "deepseek_v4":
             per = sum(head_dim / r + (index_dim / r if r == 4 else 0) for r in ratios if r)
             return max(1, round(per * elem)), fixed
-        # V4.1: KV and index keys live on their source layers, compressed 4x
-        # (ratio 1 and 2 layers); the Engram history is one int64 per token.
-        kv_sources = len(config.get("kv_source_layer_ids") or [])
-        index_sources = len(config.get("index_source_layer_ids") or [])
-        per = (kv_sources * head_dim + index_sources * index_dim) / 4 * elem + 8
-        return max(1, round(per)), fixed
+        # V4.1: the compressed KV and the indexer keys live on the KV source layers,
+        # each compressed by its layer's ratio; the Engram history is one int64 a token.
+        # (Checked on a tiny checkpoint: the per-chunk candidate hand-off comes on top,
+        # which the engine's measured figure includes after the first prefill.)
+        sources = [int(i) for i in config.get("kv_source_layer_ids") or []]
+        per = sum(
+            (head_dim + index_dim) / ratios[i] for i in sources if i < len(ratios) and ratios[i]
+        )
+        engram = 8 if config.get("engram_layer_ids") else 0
+        return max(1, round(per * elem) + engram), fixed
     kv_heads = int(config.get("num_key_value_heads") or config.get("num_attention_heads") or 1)
     if not head_dim:
         heads = int(config.get("num_attention_heads") or 1)
