@@ -28,7 +28,8 @@ from pathlib import Path
 from typing import Any
 
 _GIB = 1 << 30
-_RUNTIME_BYTES = 256 << 20  # interpreter, engine buffers, activations of one chunk
+_RUNTIME_BYTES = 256 << 20  # engine buffers and activations when the chunk is not known
+_ENGINE_BYTES = 64 << 20  # engine buffers besides a chunk's activations
 _RUNTIME_SHARE = 0.02  # plus this share of the weights (dequantisation scratch, graphs)
 _MAC_DEFAULT_WIRED_SHARE = 0.75
 _DTYPE_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "U32": 4}
@@ -169,10 +170,15 @@ def plan_for_model(
     tokens: int,
     kv_bytes_per_token: int | None = None,
     available: tuple[int, str, str] | None = None,
+    chunk: int | None = None,
 ) -> MemoryPlan:
-    """The plan for ``tokens`` tokens of context with the model at ``path``."""
+    """The plan for ``tokens`` tokens of context with the model at ``path``.
+
+    ``chunk``: the MLX prefill chunk; its float32 logits over the vocabulary (the
+    forward pass computes them at every position) are the largest activation."""
     files = weight_files(path)
     weights = sum(f.stat().st_size for f in files)
+    runtime = _RUNTIME_BYTES
     per, fixed = 0, 0
     if path.is_dir() and (path / "config.json").is_file():
         try:
@@ -180,6 +186,9 @@ def plan_for_model(
         except (OSError, ValueError):
             config = {}
         per, fixed = kv_from_config(config, _safetensors_dtype_bytes(files))
+        vocab = int(config.get("vocab_size") or 0)
+        if chunk and vocab:
+            runtime = _ENGINE_BYTES + chunk * vocab * 4
     elif files:
         per = _gguf_kv_estimate(weights)
     if kv_bytes_per_token is not None:
@@ -193,7 +202,7 @@ def plan_for_model(
         kv_bytes_per_token=per,
         kv_fixed_bytes=fixed,
         tokens=tokens,
-        runtime_bytes=_RUNTIME_BYTES + int(weights * _RUNTIME_SHARE),
+        runtime_bytes=runtime + int(weights * _RUNTIME_SHARE),
         available_bytes=have,
         limit=limit,
         machine=machine,

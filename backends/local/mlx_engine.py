@@ -309,6 +309,7 @@ class MlxEngine(LocalEngine[EngineConfig]):
             self.config.model_path,
             tokens=prompt_tokens + max_tokens,
             kv_bytes_per_token=self.kv_measured,
+            chunk=self.config.prefill_step,
         )
         if not plan.fits:
             raise LocalEngineError(plan.message())

@@ -137,7 +137,9 @@ def _mlx_child(arch: str, tokens: int, work: Path) -> dict[str, Any]:
         assert tps is not None
         lectern_s = prefix / tps
     kv_per_token = None
-    plan = plan_for_model(model.path, tokens=len(ids) + 4, kv_bytes_per_token=kv_per_token)
+    plan = plan_for_model(
+        model.path, tokens=len(ids) + 4, kv_bytes_per_token=kv_per_token, chunk=512
+    )
     return {
         "prefill_tokens": prefix,
         "lectern_prepare_prefix_s": round(wall_s, 3),  # prefill plus saving the state
@@ -222,7 +224,8 @@ def _llama_child(tokens: int, work: Path) -> dict[str, Any]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--tokens", type=int, default=3000, help="corpus size in tokens")
+    parser.add_argument("--tokens", type=int, default=8000, help="MLX corpus size in tokens")
+    parser.add_argument("--gguf-tokens", type=int, default=3000, help="llama.cpp corpus size")
     parser.add_argument("--child", choices=CASES, help=argparse.SUPPRESS)
     parser.add_argument("--work", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -230,7 +233,7 @@ def main() -> int:
         work = Path(args.work)
         engine, arch = args.child.split(":")
         result = (
-            _llama_child(args.tokens, work)
+            _llama_child(args.gguf_tokens, work)
             if engine == "llama.cpp"
             else _mlx_child(arch, args.tokens, work)
         )
