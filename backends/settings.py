@@ -223,7 +223,11 @@ class LlamaCppSettings(_Backend):
 
     kind: Literal["llama_cpp"] = "llama_cpp"
     model_path: ModelPath = setting(description=_MODEL_PATH, missing="the path of a .gguf file")
-    n_ctx: Count | None = setting(None, "tokens allocated", shown_default="min(window, 32768)")
+    n_ctx: Count | None = setting(
+        None,
+        "tokens allocated (set: fixed)",
+        shown_default="what the session needs: min(window, 32768), grown by 4096s up to the window",
+    )
     n_threads: Count | None = setting(None, "threads", shown_default="llama.cpp's")
     n_gpu_layers: Layers | None = setting(
         None,

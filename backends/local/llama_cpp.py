@@ -11,13 +11,19 @@ ids actually evaluated. ``llama_cpp`` is imported only on the engine thread.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 
+from backends.base import CancelToken, Event, LocalEngineError, Request, ThinkingMode
 from backends.local.kv_store import KVStore
 from backends.local.llama_engine import EngineConfig, LlamaEngine
 from backends.local.local_backend import LocalBackend
 from backends.local.local_engine import PrefixReport, Progress, RequestStats
+from backends.local.memory_plan import plan_for_model
+
+CTX_STEP = 4096  # a growing context is allocated in steps of this many tokens
+ANSWER_RESERVE = 8192  # room kept for question and answer when a corpus is warmed
 
 __all__ = ["LlamaCppBackend", "PrefixReport", "RequestStats"]
 
@@ -51,6 +57,7 @@ class LlamaCppBackend(LocalBackend[EngineConfig, LlamaEngine]):
         full_model_hash: bool = False,
         think_tags: tuple[str, str] = ("<think>", "</think>"),
         prefill_progress: Progress | None = None,
+        grow_to: int | None = None,
     ) -> None:
         """
         model_path: the .gguf file (first shard of a split model).
@@ -70,7 +77,11 @@ class LlamaCppBackend(LocalBackend[EngineConfig, LlamaEngine]):
             size and first/last 16 MiB (slow for 100+ GB files; cached either way).
         think_tags: the reasoning delimiters the model emits.
         prefill_progress: called (evaluated, total) while a question's prompt is read.
+        grow_to: when set, the context follows the session: a request (or corpus) that
+            needs more than ``n_ctx`` reloads the model with what it needs, rounded up
+            to 4096 tokens, up to ``grow_to`` and if the memory plan allows it.
         """
+        self._grow_to = grow_to
         config = EngineConfig(
             model_path=Path(model_path),
             n_ctx=n_ctx,
@@ -100,6 +111,40 @@ class LlamaCppBackend(LocalBackend[EngineConfig, LlamaEngine]):
             changes["n_ctx"] = n_ctx
         self._config = replace(self._config, **changes)  # type: ignore[arg-type]
         self._measured = (0, 0.0)  # belongs to the old model; the store keeps it per model
+
+    # --- the context follows the session ----------------------------------------------
+
+    def stream(self, request: Request) -> Iterator[Event]:
+        if request.prompt_ids is not None:
+            self._fit_context(len(request.prompt_ids) + request.max_tokens)
+        yield from super().stream(request)
+
+    def prepare_prefix(
+        self,
+        prompt_ids: Sequence[int],
+        prefix_tokens: int,
+        *,
+        mode: ThinkingMode = ThinkingMode.NON_THINK,
+        cancel: CancelToken | None = None,
+        progress: Progress | None = None,
+    ) -> PrefixReport:
+        needed = min(prefix_tokens, len(prompt_ids)) + ANSWER_RESERVE
+        if self._grow_to is not None:
+            needed = min(needed, self._grow_to)  # a smaller reserve, rather than none
+        self._fit_context(needed)
+        return super().prepare_prefix(
+            prompt_ids, prefix_tokens, mode=mode, cancel=cancel, progress=progress
+        )
+
+    def _fit_context(self, needed: int) -> None:
+        """Reload with a bigger context when ``needed`` tokens do not fit (see ``grow_to``)."""
+        if self._grow_to is None or needed <= self.n_ctx or needed > self._grow_to:
+            return  # fits, fixed, or too long for any context: the engine says so
+        size = min(self._grow_to, -(-needed // CTX_STEP) * CTX_STEP)
+        plan = plan_for_model(self._config.model_path, tokens=size)
+        if not plan.fits:
+            raise LocalEngineError(plan.message())
+        self.reconfigure(n_ctx=size)
 
     @property
     def n_ctx(self) -> int:
