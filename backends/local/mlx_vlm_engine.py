@@ -36,18 +36,29 @@ _BOS = "<｜begin▁of▁sentence｜>"
 _EOS = "<｜end▁of▁sentence｜>"
 
 
-def model_type(path: Path) -> str:
-    """``config.json``'s ``model_type`` ('' when unreadable: the engine then says why)."""
+def _config(path: Path) -> dict[str, Any]:
     try:
         config = json.loads((path / "config.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return ""
-    return str(config.get("model_type") or "") if isinstance(config, dict) else ""
+        return {}
+    return config if isinstance(config, dict) else {}
+
+
+def model_type(path: Path) -> str:
+    """``config.json``'s ``model_type`` ('' when unreadable: the engine then says why)."""
+    return str(_config(path).get("model_type") or "")
 
 
 def engine_for(path: Path) -> type[MlxEngine]:
-    """The MLX engine class for a model folder: mlx-vlm for DeepSeek V4/V4.1, else mlx-lm."""
-    return MlxVlmEngine if model_type(path) in VLM_MODEL_TYPES else MlxEngine
+    """The MLX engine class for a model folder: mlx-vlm for DeepSeek V4 and for V4.1
+    with Engram layers (V4.1 Flash); mlx-lm for every other model type, and for a
+    V4.1 conversion whose config names no Engram layers (mlx-lm's own layout, which
+    mlx-vlm would read as having its default Engram layers)."""
+    config = _config(path)
+    kind = str(config.get("model_type") or "")
+    if kind == "deepseek_v41" and not config.get("engram_layer_ids"):
+        return MlxEngine
+    return MlxVlmEngine if kind in VLM_MODEL_TYPES else MlxEngine
 
 
 class MlxVlmEngine(MlxEngine):
