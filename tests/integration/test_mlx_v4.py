@@ -220,3 +220,33 @@ def test_backends_check_json_gives_the_memory_plan(tiny: TinyV4, tmp_path: Path)
     (row,) = json.loads(small.stdout)["backends"]
     assert row["memory"]["fits"] is False
     assert "does not fit" in row["memory"]["message"]
+
+
+def test_the_quote_says_what_the_corpus_needs_against_this_machine(tmp_path: Path) -> None:
+    import json
+
+    from tests.fixtures.lectern_env import run_cli
+
+    model = build_tiny_v4(tmp_path / "model", arch="deepseek_v4")
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "fees.txt").write_text(CORPUS)
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[backends.mac]\nkind = "mlx"\nmodel_path = "{model.path}"\n'
+        'profile = "deepseek-v4-flash-gguf"\ncontext = 65536\n\n[cascade]\ndraft = "mac"\n'
+    )
+    args = ["quote", str(docs), "-q", "What is the fee for lot 3?", "--session", "q", "--json"]
+    proc = run_cli(args, home=tmp_path / "home", config=config)
+    assert proc.returncode == 0, proc.stderr
+    (candidate,) = json.loads(proc.stdout)["candidates"]
+    memory = candidate["memory"]
+    assert memory["fits"] is True
+    assert "needs" in memory["message"] and "GB" in memory["message"]
+
+    tight = run_cli(
+        args, home=tmp_path / "home", config=config, env={"LECTERN_MEMORY_AVAILABLE_BYTES": "1000"}
+    )
+    (candidate,) = json.loads(tight.stdout)["candidates"]
+    assert candidate["memory"]["fits"] is False
+    assert "fewer documents" in candidate["memory"]["message"]
