@@ -234,7 +234,11 @@ class LlamaCppSettings(_Backend):
         "layers offloaded to the GPU (Metal on a Mac); -1 = all, 0 = CPU only",
         shown_default="all when the build offloads, else 0",
     )
-    flash_attn: Flag = setting(True, "flash attention (less KV memory at long context)")
+    flash_attn: Flag | None = setting(
+        None,
+        "flash attention (less KV memory at long context)",
+        shown_default="on when layers are offloaded to the GPU",
+    )
     cache_type_k: CacheType | None = setting(
         None, f"KV cache type of keys: {', '.join(CACHE_TYPES)}", shown_default="f16"
     )

@@ -47,7 +47,7 @@ class LlamaCppBackend(LocalBackend[EngineConfig, LlamaEngine]):
         n_batch: int = 512,
         n_threads: int | None = None,
         n_gpu_layers: int | None = None,
-        flash_attn: bool = True,
+        flash_attn: bool | None = None,
         store: KVStore | None = None,
         renderer_version: str = "gguf-chat-template/1",
         seed: int | None = None,
@@ -66,7 +66,8 @@ class LlamaCppBackend(LocalBackend[EngineConfig, LlamaEngine]):
         n_threads: CPU threads (default: llama-cpp-python's choice).
         n_gpu_layers: layers offloaded to the GPU (-1 all; None: all when the build
             offloads, ``llama_supports_gpu_offload()``, else 0).
-        flash_attn: use flash attention.
+        flash_attn: use flash attention (None: when layers are offloaded to the GPU;
+            on the CPU it is off, which keeps restored answers bit-identical).
         store: where corpus prefix states are saved; None disables saving and restoring.
         renderer_version: version of the prompt renderer that produced prompt_ids (part
             of the state key: a renderer change must not reuse old states).

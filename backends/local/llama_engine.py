@@ -58,7 +58,7 @@ class EngineConfig(LocalConfig):
     n_batch: int
     n_threads: int | None
     n_gpu_layers: int | None
-    flash_attn: bool
+    flash_attn: bool | None
     swa_full: bool
     type_k: int | None
     type_v: int | None
@@ -107,13 +107,14 @@ class LlamaEngine(LocalEngine[EngineConfig]):
                 "or point Lectern at a running llama.cpp server instead."
             ) from exc
 
+        offload = gpu_layers(config.n_gpu_layers)
         kwargs: dict[str, Any] = {
             "n_ctx": config.n_ctx,
             "n_batch": config.n_batch,
             "n_ubatch": config.n_batch,
             "swa_full": config.swa_full,
-            "flash_attn": config.flash_attn,
-            "n_gpu_layers": gpu_layers(config.n_gpu_layers),
+            "n_gpu_layers": offload,
+            "flash_attn": offload != 0 if config.flash_attn is None else config.flash_attn,
             "verbose": False,
         }
         if config.n_threads is not None:
