@@ -46,6 +46,7 @@ class MlxBackend(LocalBackend[EngineConfig, MlxEngine]):
         seed: int | None = None,
         think_tags: tuple[str, str] = ("<think>", "</think>"),
         prefill_progress: Progress | None = None,
+        checkpoint_tokens: int = 65536,
     ) -> None:
         """
         model_path: the model folder (config.json, model*.safetensors, tokenizer.json).
@@ -59,6 +60,9 @@ class MlxBackend(LocalBackend[EngineConfig, MlxEngine]):
         seed: seeds MLX's sampler once at load (temperature 0 is greedy).
         think_tags: the reasoning delimiters the model emits.
         prefill_progress: called (evaluated, total) while a question's prompt is read.
+        checkpoint_tokens: while a corpus is read, its state is saved every this many
+            tokens, so that a stopped, crashed or closed read resumes from the last
+            checkpoint (0: never; the checkpoints are dropped once the corpus is saved).
         """
         if prefill_step <= 0:
             raise ValueError("prefill_step must be positive")
@@ -66,6 +70,7 @@ class MlxBackend(LocalBackend[EngineConfig, MlxEngine]):
             model_path=Path(model_path),
             context_window=context_window,
             prefill_step=prefill_step,
+            checkpoint_tokens=checkpoint_tokens,
             renderer_version=renderer_version,
             seed=seed,
             think_tags=think_tags,

@@ -250,3 +250,47 @@ def test_the_quote_says_what_the_corpus_needs_against_this_machine(tmp_path: Pat
     (candidate,) = json.loads(tight.stdout)["candidates"]
     assert candidate["memory"]["fits"] is False
     assert "fewer documents" in candidate["memory"]["message"]
+
+
+def test_a_stopped_corpus_read_resumes_from_its_last_checkpoint(
+    tiny: TinyV4, tmp_path: Path
+) -> None:
+    """A long prefill keeps checkpoints; stopped (or crashed, or closed), the next
+    read starts at the last one, and the answer is what an unbroken read gives."""
+    ids, prefix = tiny.prompt(CORPUS, "What is the fee for lot 6?", thinking=False)
+    unbroken = make_store(tmp_path / "unbroken")
+    with MlxBackend(tiny.path, store=unbroken, prefill_step=32, checkpoint_tokens=64) as plain:
+        reference, err = collect(plain, ask(ids, prefix))  # the same chunks, never stopped
+    assert err is None, err
+
+    store = make_store(tmp_path / "kv")
+    req = ask(ids, prefix)
+
+    def stop_late(done: int, total: int) -> None:
+        if done >= 200:
+            req.cancel.cancel()
+
+    with MlxBackend(
+        tiny.path, store=store, prefill_step=32, checkpoint_tokens=64, prefill_progress=stop_late
+    ) as b:
+        _, err = collect(b, req)
+        assert isinstance(err, Cancelled), err
+    saved = sorted(e.tokens for e in store.entries())
+    assert saved == [64, 128, 192]  # one checkpoint per 64 tokens read
+
+    seen: list[int] = []
+    with MlxBackend(
+        tiny.path,
+        store=store,
+        prefill_step=32,
+        checkpoint_tokens=64,
+        prefill_progress=lambda done, total: seen.append(done),
+    ) as b:  # a new process would do the same: only the files carry the read over
+        events, err = collect(b, ask(ids, prefix))
+        assert err is None, err
+        stats = b.last_stats
+        assert stats is not None and stats.source == "cold" and stats.reused == 192
+        assert seen[0] == 192  # resumed, not started again
+        assert usage_of(events).cache_miss == len(ids) - 192
+    assert text_of(events) == text_of(reference)
+    assert [e.tokens for e in store.entries()] == [prefix]  # checkpoints dropped
