@@ -174,8 +174,8 @@ def plan_for_model(
 ) -> MemoryPlan:
     """The plan for ``tokens`` tokens of context with the model at ``path``.
 
-    ``chunk``: the MLX prefill chunk; its float32 logits over the vocabulary (the
-    forward pass computes them at every position) are the largest activation."""
+    ``chunk``: the MLX prefill chunk, for the activations of one chunk (the logits
+    of a chunk are never computed: the engine evaluates only the caches)."""
     files = weight_files(path)
     weights = sum(f.stat().st_size for f in files)
     runtime = _RUNTIME_BYTES
@@ -186,9 +186,10 @@ def plan_for_model(
         except (OSError, ValueError):
             config = {}
         per, fixed = kv_from_config(config, _safetensors_dtype_bytes(files))
-        vocab = int(config.get("vocab_size") or 0)
-        if chunk and vocab:
-            runtime = _ENGINE_BYTES + chunk * vocab * 4
+        hidden = int(config.get("hidden_size") or 0) * max(1, int(config.get("hc_mult") or 1))
+        if chunk and hidden:
+            # a chunk's hidden states and their intermediates (float32, ~16 live copies)
+            runtime = _ENGINE_BYTES + chunk * hidden * 4 * 16
     elif files:
         per = _gguf_kv_estimate(weights)
     if kv_bytes_per_token is not None:
