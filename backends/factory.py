@@ -5,7 +5,8 @@ was loaded (``app.core.config``): this module trusts them. Each has a kind:
 
 * ``openai``: ``base_url``, ``model``, ``api_key_env`` (absent: the OS keyring
   entry of this backend's name), ``flavour``, ``extra_body``, timeouts;
-* ``llama_cpp``: ``model_path`` (a .gguf), ``n_ctx``, ``n_threads``;
+* ``llama_cpp``: ``model_path`` (a .gguf), ``n_ctx`` (unset: the allocation follows the
+  session up to the window), ``n_threads``, GPU offload, flash attention, KV types;
 * ``mlx``: ``model_path`` (an mlx-lm model folder), ``context``.
 
 Every backend may name a ``profile`` (prices, tokenizer family, window; default:
@@ -32,6 +33,7 @@ from backends.base import Backend
 from backends.profiles import Profile, profile_from_mapping
 from backends.router import BackendSpec
 from backends.settings import (
+    GGML_CACHE_TYPES,
     BackendSettings,
     LlamaCppSettings,
     MlxSettings,
@@ -61,7 +63,8 @@ def resolve(
     context = profile.context
     missing = None
     if isinstance(settings, LlamaCppSettings):
-        context = settings.n_ctx or min(profile.context, DEFAULT_LOCAL_CTX)
+        # the window is the model's; the allocation follows the session (grow_to)
+        context = settings.n_ctx or profile.context
     elif isinstance(settings, MlxSettings):
         context = settings.n_ctx or profile.context
     if settings.context is not None:
@@ -186,8 +189,17 @@ class BackendPool:
 
             return LlamaCppBackend(
                 path,
-                n_ctx=r.spec.context,
+                n_ctx=settings.n_ctx or min(r.spec.context, DEFAULT_LOCAL_CTX),
+                grow_to=None if settings.n_ctx else r.spec.context,
                 n_threads=settings.n_threads,
+                n_gpu_layers=settings.n_gpu_layers,
+                flash_attn=settings.flash_attn,
+                type_k=None
+                if settings.cache_type_k is None
+                else GGML_CACHE_TYPES[settings.cache_type_k],
+                type_v=None
+                if settings.cache_type_v is None
+                else GGML_CACHE_TYPES[settings.cache_type_v],
                 store=store,
                 renderer_version=renderer_version or "lectern",
             )

@@ -104,6 +104,24 @@ EnvName = Annotated[
         "goes in that variable)"
     ),
 ]
+Layers = Annotated[int, Field(strict=True, ge=-1), must("must be a whole number >= -1")]
+# llama.cpp KV cache types and their ggml type numbers.
+GGML_CACHE_TYPES = {
+    "f32": 0,
+    "f16": 1,
+    "bf16": 30,
+    "q8_0": 8,
+    "q4_0": 2,
+    "q4_1": 3,
+    "q5_0": 6,
+    "q5_1": 7,
+}
+CACHE_TYPES = tuple(GGML_CACHE_TYPES)
+CacheType = Annotated[
+    str,
+    Field(strict=True, pattern="^(" + "|".join(CACHE_TYPES) + ")$"),
+    must("must be one of " + ", ".join(CACHE_TYPES)),
+]
 Table = Annotated[dict[str, Any], Field(strict=True), must("must be a table of request fields")]
 
 
@@ -205,8 +223,30 @@ class LlamaCppSettings(_Backend):
 
     kind: Literal["llama_cpp"] = "llama_cpp"
     model_path: ModelPath = setting(description=_MODEL_PATH, missing="the path of a .gguf file")
-    n_ctx: Count | None = setting(None, "tokens allocated", shown_default="min(window, 32768)")
+    n_ctx: Count | None = setting(
+        None,
+        "tokens allocated (set: fixed)",
+        shown_default="what the session needs: min(window, 32768), grown by 4096s up to the window",
+    )
     n_threads: Count | None = setting(None, "threads", shown_default="llama.cpp's")
+    n_gpu_layers: Layers | None = setting(
+        None,
+        "layers offloaded to the GPU (Metal on a Mac); -1 = all, 0 = CPU only",
+        shown_default="all when the build offloads, else 0",
+    )
+    flash_attn: Flag | None = setting(
+        None,
+        "flash attention (less KV memory at long context)",
+        shown_default="on when layers are offloaded to the GPU",
+    )
+    cache_type_k: CacheType | None = setting(
+        None, f"KV cache type of keys: {', '.join(CACHE_TYPES)}", shown_default="f16"
+    )
+    cache_type_v: CacheType | None = setting(
+        None,
+        f"KV cache type of values: {', '.join(CACHE_TYPES)} (quantised V needs flash_attn)",
+        shown_default="f16",
+    )
     kv_budget_gb: Positive = _kv_budget()
 
 

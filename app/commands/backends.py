@@ -1,7 +1,8 @@
 """``lectern backends``: what is configured, whether it answers, what runs locally.
 
 Lists the configured backends with their profile, window and where they run;
-``--check`` asks each server for its models (the configured ones only);
+``--check`` asks each server for its models (the configured ones only) and gives each
+in-process backend's memory plan for its window (``backends.local.memory_plan``);
 ``--discover`` probes this machine's usual local-server ports (never the network).
 """
 
@@ -51,6 +52,8 @@ def run(args: argparse.Namespace) -> int:
             }
             if args.check and spec.kind == "openai" and not (config.offline and not spec.local):
                 row["health"] = _health(pool, spec.name)
+            if args.check and spec.local and spec.kind in ("llama_cpp", "mlx"):
+                row["memory"] = _memory(pool, spec.name, spec.context)
             rows.append(row)
         found = _discover() if args.discover else []
     finally:
@@ -71,6 +74,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"{'':<10} cannot run: {row['unavailable']}")
         if "health" in row:
             print(f"{'':<10} {row['health']['message']}")
+        if "memory" in row:
+            print(f"{'':<10} {row['memory']['message']}")
     for endpoint in found:
         models = ", ".join(endpoint["models"]) or "no models listed"
         print(f"found {endpoint['kind']} at {endpoint['base_url']}: {models}")
@@ -88,6 +93,19 @@ def _health(pool: Any, name: str) -> dict[str, Any]:
     except BackendError as exc:
         return {"ok": False, "message": exc.message, "models": []}
     return {"ok": report.ok, "message": report.message, "models": list(report.models)}
+
+
+def _memory(pool: Any, name: str, tokens: int) -> dict[str, Any]:
+    """The memory plan of an in-process backend for a full window, from its files."""
+    from pathlib import Path
+
+    from backends.local.memory_plan import plan_for_model, weight_files
+
+    path = Path(str(pool.resolved[name].settings.model_path)).expanduser()
+    if not weight_files(path):
+        return {"fits": False, "message": f"No model weights at {path}: fix model_path."}
+    plan = plan_for_model(path, tokens=tokens)
+    return {**plan.to_json(), "message": plan.message()}
 
 
 def _discover() -> list[dict[str, Any]]:

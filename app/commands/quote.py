@@ -84,6 +84,8 @@ def _run(args: argparse.Namespace) -> int:
                 print(f"{c.backend} ({c.profile}): cannot run: {c.unavailable}.")
             elif c.line is not None:
                 print(c.line.summary())
+                if c.memory is not None:
+                    print(f"  {c.memory}")
         plan = quoted.plan
         if plan is not None:
             parts = [f"{q.purpose} {format_money(q.cost_usd)}" for q in plan.quotes]

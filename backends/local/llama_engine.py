@@ -45,6 +45,7 @@ from backends.local.local_engine import (
     TokenSink,
     WarmSource,
 )
+from backends.local.memory_plan import refuse_if_too_big
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,8 @@ class EngineConfig(LocalConfig):
     n_ctx: int
     n_batch: int
     n_threads: int | None
+    n_gpu_layers: int | None
+    flash_attn: bool | None
     swa_full: bool
     type_k: int | None
     type_v: int | None
@@ -68,8 +71,18 @@ def engine_version(config: EngineConfig) -> str:
 
     return (
         f"llama-cpp-python {llama_cpp.__version__} type_k={config.type_k} "
-        f"type_v={config.type_v} swa_full={config.swa_full}"
+        f"type_v={config.type_v} swa_full={config.swa_full} flash_attn={config.flash_attn}"
     )
+
+
+def gpu_layers(requested: int | None) -> int:
+    """Layers to offload: as asked, else every layer when this build offloads (Metal,
+    CUDA...), else 0. -1 means all."""
+    import llama_cpp
+
+    if requested is not None:
+        return requested
+    return -1 if llama_cpp.llama_supports_gpu_offload() else 0
 
 
 class LlamaEngine(LocalEngine[EngineConfig]):
@@ -84,6 +97,7 @@ class LlamaEngine(LocalEngine[EngineConfig]):
     def __init__(self, config: EngineConfig, store: KVStore | None) -> None:
         super().__init__(config, store)
         check_model_file(config.model_path)
+        refuse_if_too_big(config.model_path)
         try:
             import llama_cpp
         except ImportError as exc:
@@ -93,11 +107,14 @@ class LlamaEngine(LocalEngine[EngineConfig]):
                 "or point Lectern at a running llama.cpp server instead."
             ) from exc
 
+        offload = gpu_layers(config.n_gpu_layers)
         kwargs: dict[str, Any] = {
             "n_ctx": config.n_ctx,
             "n_batch": config.n_batch,
             "n_ubatch": config.n_batch,
             "swa_full": config.swa_full,
+            "n_gpu_layers": offload,
+            "flash_attn": offload != 0 if config.flash_attn is None else config.flash_attn,
             "verbose": False,
         }
         if config.n_threads is not None:

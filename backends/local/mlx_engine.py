@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -38,9 +38,9 @@ from backends.local.local_engine import (
     TokenSink,
     WarmSource,
 )
+from backends.local.memory_plan import plan_for_model, refuse_if_too_big
 from backends.local.mlx_prefix import (
     FORMAT,
-    Snapshot,
     StateMismatchError,
     load_state,
     restore,
@@ -68,19 +68,26 @@ _REPORT_SOURCE: dict[str, WarmSource] = {
 class EngineConfig(LocalConfig):
     context_window: int | None
     prefill_step: int
+    checkpoint_tokens: int = 0  # save the corpus read every this many tokens (0: never)
 
 
 class MlxEngine(LocalEngine[EngineConfig]):
     """One loaded mlx-lm model and its last prefix snapshot; runs on the owner thread."""
 
     label = "MLX"
-    warm_cancelled = "Reading the corpus was stopped; nothing was saved."
+    warm_cancelled = (
+        "Reading the corpus was stopped; what was read up to the last checkpoint is "
+        "saved and the next attempt continues from there."
+    )
 
     def __init__(self, config: EngineConfig, store: KVStore | None) -> None:
         import mlx.core as mx
 
         super().__init__(config, store)
         check_model_dir(config.model_path)
+        refuse_if_too_big(config.model_path)
+        self.kv_measured: int | None = None  # bytes per token of the last corpus snapshot
+        self.resumed = 0  # tokens of the last corpus read taken from a checkpoint
         self.model: Any = None
         try:
             self._load(config, store)
@@ -120,7 +127,7 @@ class MlxEngine(LocalEngine[EngineConfig]):
         probe = make_prompt_cache(model)
         classes = "/".join(sorted({type(c).__name__ for c in probe}))
         mlx_version = getattr(mx, "__version__", "?")
-        self.snap: tuple[PrefixKey, Snapshot] | None = None
+        self.snap: tuple[PrefixKey, Any] | None = None
         self.generated_total = 0  # tokens sampled over the engine's life
         eos = tokenizer.eos_token_id
         self.facts = EngineFacts(
@@ -161,6 +168,31 @@ class MlxEngine(LocalEngine[EngineConfig]):
 
         return list(make_prompt_cache(self.model))
 
+    # The cache scheme of mlx-lm; ``MlxVlmEngine`` overrides these for mlx-vlm's caches.
+    mismatch_errors: tuple[type[Exception], ...] = (StateMismatchError,)
+
+    def _snapshot(self, cache: list[Any], tokens: int) -> Any:
+        del tokens  # every mlx-lm cache layer records its own offset
+        return snapshot(cache)
+
+    def _restore(self, snap: Any) -> list[Any]:
+        return restore(snap, self._fresh_cache())
+
+    def _save_file(self, path: Path, snap: Any, key_json: str) -> None:
+        save_state(path, snap, key_json)
+
+    def _load_file(self, path: Path, key_json: str, tokens: int) -> Any:
+        return load_state(path, key_json, tokens)
+
+    def _forward(self, chunk: Any, cache: list[Any]) -> Any:
+        """The logits of ``chunk`` (shape [1, L]) after ``cache``, which it extends."""
+        return self.model(chunk, cache=cache)
+
+    def _eval_cache(self, cache: list[Any]) -> None:
+        import mlx.core as mx
+
+        mx.eval([c.state for c in cache])
+
     def _load_stored(self, key: PrefixKey) -> tuple[list[Any], StoredState] | None:
         """A fresh cache filled from the verified state file for ``key``, if any."""
         if self.store is None:
@@ -171,10 +203,10 @@ class MlxEngine(LocalEngine[EngineConfig]):
         size = state.path.stat().st_size
         self.phase("restore_state", 0, size)
         try:
-            snap = load_state(state.path, key.to_json(), key.prefix_tokens)
-            cache = restore(snap, self._fresh_cache())
+            snap = self._load_file(state.path, key.to_json(), key.prefix_tokens)
+            cache = self._restore(snap)
             self.phase("restore_state", size, size)
-        except StateMismatchError as exc:
+        except self.mismatch_errors as exc:
             log.warning("Saved prefix state %s rejected (%s); rebuilding it", state.path, exc)
             self.store.invalidate(key)
             return None
@@ -182,13 +214,13 @@ class MlxEngine(LocalEngine[EngineConfig]):
         self.snap = (key, snap)
         return cache, state
 
-    def _save(self, key: PrefixKey, snap: Snapshot) -> StoredState | None:
+    def _save(self, key: PrefixKey, snap: Any) -> StoredState | None:
         if self.store is None:
             return None
         tmp = self.store.temp_path(key)
         self.phase("save_state", 0, 1)
         try:
-            save_state(tmp, snap, key.to_json())
+            self._save_file(tmp, snap, key.to_json())
             size = tmp.stat().st_size
             self.phase("save_state", size, size)
             return self.store.commit(key, tmp, snap.tokens)
@@ -206,23 +238,67 @@ class MlxEngine(LocalEngine[EngineConfig]):
         *,
         done: int,
         total: int,
+        checkpoint: Callable[[int], None] | None = None,
     ) -> None:
-        """Run ``ids`` through the model into ``cache`` in chunks (no logits kept)."""
+        """Run ``ids`` through the model into ``cache`` in chunks (no logits kept).
+
+        ``checkpoint(n)`` is called whenever ``done + n`` reaches a multiple of
+        ``checkpoint_tokens`` (the tokens read so far, counted from ``done``)."""
         import mlx.core as mx
 
         step = self.config.prefill_step
+        every = self.config.checkpoint_tokens
         began = time.perf_counter()
         for start in range(0, len(ids), step):
             if stop():
                 raise StopRequestedError
             chunk = mx.array(list(ids[start : start + step]))[None]
-            self.model(chunk, cache=cache)
-            mx.eval([c.state for c in cache])
+            self._forward(chunk, cache)
+            self._eval_cache(cache)
             mx.clear_cache()
+            read = start + chunk.shape[1]
             if progress is not None:
-                progress(done + start + chunk.shape[1], total)
+                progress(done + read, total)
+            if checkpoint and every and (done + read) // every > (done + start) // every:
+                checkpoint(done + read)
         if ids:
             self._note_prefill(len(ids), time.perf_counter() - began)
+
+    # --- checkpoints of a long corpus read (resumable prefills) -------------------------
+
+    def _checkpoint_keys(self, prefix: Sequence[int], mode: ThinkingMode) -> list[PrefixKey]:
+        """Keys of the checkpoints a read of ``prefix`` saves, longest first."""
+        every = self.config.checkpoint_tokens
+        if not every or self.store is None:
+            return []
+        ends = range((len(prefix) - 1) // every * every, 0, -every)
+        keys = [self.prefix_key(prefix[:n], mode) for n in ends]
+        return [k for k in keys if k is not None]
+
+    def _resume(self, prefix: Sequence[int], mode: ThinkingMode) -> tuple[list[Any], int]:
+        """A cache from the longest saved checkpoint of ``prefix`` (a stopped, crashed or
+        closed read), else a fresh one; and how many tokens it holds."""
+        for key in self._checkpoint_keys(prefix, mode):
+            stored = self._load_stored(key)
+            if stored is not None:
+                log.info(
+                    "Resuming the corpus read at token %d of %d", key.prefix_tokens, len(prefix)
+                )
+                return stored[0], key.prefix_tokens
+        return self._fresh_cache(), 0
+
+    def _save_checkpoint(
+        self, cache: list[Any], prefix: Sequence[int], mode: ThinkingMode, n: int
+    ) -> None:
+        key = self.prefix_key(prefix[:n], mode)
+        if key is not None and n < len(prefix):
+            self._save(key, self._snapshot(cache, n))
+
+    def _drop_checkpoints(self, prefix: Sequence[int], mode: ThinkingMode) -> None:
+        """The whole corpus is saved: its partial checkpoints are no longer needed."""
+        assert self.store is not None
+        for key in self._checkpoint_keys(prefix, mode):
+            self.store.invalidate(key)
 
     def _prefix_cache(
         self,
@@ -238,20 +314,36 @@ class MlxEngine(LocalEngine[EngineConfig]):
             found: tuple[list[Any], StoredState | None] | None = None
             source: Literal["memory", "restored"] = "memory"
             if self.snap is not None and self.snap[0] == key:
-                found = restore(self.snap[1], self._fresh_cache()), None
+                found = self._restore(self.snap[1]), None
             elif (stored := self._load_stored(key)) is not None:
                 found, source = stored, "restored"
             if found is not None:
                 if progress is not None:
                     progress(len(prefix), total)
                 return found[0], source, found[1]
-        cache = self._fresh_cache()
-        self._evaluate(cache, prefix, stop, progress, done=0, total=total)
-        saved = None
-        if key is not None:
-            snap = snapshot(cache)
-            self.snap = (key, snap)
-            saved = self._save(key, snap)
+        self.resumed = 0
+        if key is None:
+            cache = self._fresh_cache()
+            self._evaluate(cache, prefix, stop, progress, done=0, total=total)
+            return cache, "cold", None
+        cache, self.resumed = self._resume(prefix, mode)
+        if self.resumed and progress is not None:
+            progress(self.resumed, total)
+        self._evaluate(
+            cache,
+            prefix[self.resumed :],
+            stop,
+            progress,
+            done=self.resumed,
+            total=total,
+            checkpoint=lambda n: self._save_checkpoint(cache, prefix, mode, n),
+        )
+        snap = self._snapshot(cache, len(prefix))
+        self.kv_measured = max(1, snap.nbytes // max(1, len(prefix)))
+        self.snap = (key, snap)
+        saved = self._save(key, snap)
+        if saved is not None and self.config.checkpoint_tokens:
+            self._drop_checkpoints(prefix, mode)
         return cache, "cold", saved
 
     def _warm(
@@ -259,7 +351,8 @@ class MlxEngine(LocalEngine[EngineConfig]):
     ) -> tuple[WarmSource, int, StoredState | None]:
         cache, source, state = self._prefix_cache(prefix, mode, stop, progress, len(prefix))
         del cache
-        return _REPORT_SOURCE[source], len(prefix) if source == "cold" else 0, state
+        evaluated = len(prefix) - self.resumed if source == "cold" else 0
+        return _REPORT_SOURCE[source], evaluated, state
 
     def _corpus_too_long(self, tokens: int) -> str:
         return (
@@ -277,6 +370,14 @@ class MlxEngine(LocalEngine[EngineConfig]):
                 "it must be between 0 and the prompt length."
             )
         super()._check_fits(prompt_tokens, prefix_tokens, max_tokens)
+        plan = plan_for_model(
+            self.config.model_path,
+            tokens=prompt_tokens + max_tokens,
+            kv_bytes_per_token=self.kv_measured,
+            chunk=self.config.prefill_step,
+        )
+        if not plan.fits:
+            raise LocalEngineError(plan.message())
 
     def _prompt_too_long(self, prompt_tokens: int, max_tokens: int, needed: int) -> str:
         return (
@@ -293,7 +394,7 @@ class MlxEngine(LocalEngine[EngineConfig]):
         cache, source, state = self._prefix_cache(
             prompt[:prefix], mode, stop, progress, len(prompt)
         )
-        reused = prefix if source != "cold" else 0
+        reused = prefix if source != "cold" else self.resumed
         # The last prompt id goes to stream_generate, which samples after it.
         self._evaluate(cache, prompt[prefix:-1], stop, progress, done=prefix, total=len(prompt))
         saved = state.path if state and source == "cold" else None

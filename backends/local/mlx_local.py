@@ -18,6 +18,7 @@ from backends.local.kv_store import KVStore
 from backends.local.local_backend import LocalBackend
 from backends.local.local_engine import PrefixReport, Progress, RequestStats
 from backends.local.mlx_engine import EngineConfig, MlxEngine
+from backends.local.mlx_vlm_engine import engine_for
 from backends.local.mlx_vocab import model_identity
 
 __all__ = ["MlxBackend", "PrefixReport", "RequestStats"]
@@ -45,6 +46,7 @@ class MlxBackend(LocalBackend[EngineConfig, MlxEngine]):
         seed: int | None = None,
         think_tags: tuple[str, str] = ("<think>", "</think>"),
         prefill_progress: Progress | None = None,
+        checkpoint_tokens: int = 65536,
     ) -> None:
         """
         model_path: the model folder (config.json, model*.safetensors, tokenizer.json).
@@ -58,6 +60,9 @@ class MlxBackend(LocalBackend[EngineConfig, MlxEngine]):
         seed: seeds MLX's sampler once at load (temperature 0 is greedy).
         think_tags: the reasoning delimiters the model emits.
         prefill_progress: called (evaluated, total) while a question's prompt is read.
+        checkpoint_tokens: while a corpus is read, its state is saved every this many
+            tokens, so that a stopped, crashed or closed read resumes from the last
+            checkpoint (0: never; the checkpoints are dropped once the corpus is saved).
         """
         if prefill_step <= 0:
             raise ValueError("prefill_step must be positive")
@@ -65,11 +70,14 @@ class MlxBackend(LocalBackend[EngineConfig, MlxEngine]):
             model_path=Path(model_path),
             context_window=context_window,
             prefill_step=prefill_step,
+            checkpoint_tokens=checkpoint_tokens,
             renderer_version=renderer_version,
             seed=seed,
             think_tags=think_tags,
         )
         super().__init__(config, store, prefill_progress)
+        # DeepSeek V4 / V4.1 checkpoints run on mlx-vlm, every other model type on mlx-lm.
+        self.engine_type = engine_for(config.model_path)
 
     @property
     def context_window(self) -> int:

@@ -30,6 +30,8 @@ class Candidate:
     line: QuoteLine | None = None  # None: refused or unavailable
     refused: str | None = None  # why the router may not use it (offline, local-only)
     unavailable: str | None = None  # why it cannot run (a missing model file)
+    memory: str | None = None  # in process: what the prompt needs against this machine
+    memory_fits: bool | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"backend": self.backend, "profile": self.profile}
@@ -37,6 +39,8 @@ class Candidate:
             out["refused"] = self.refused
         if self.unavailable is not None:
             out["unavailable"] = self.unavailable
+        if self.memory is not None:
+            out["memory"] = {"message": self.memory, "fits": self.memory_fits}
         line = self.line
         if line is not None:
             out.update(
@@ -106,6 +110,7 @@ def quote_all(  # noqa: PLR0917 (the workspace's parts, in order)
     review: bool | None,
 ) -> QuoteOutcome:
     from app.core.ask.planner import conversation_turns
+    from app.core.local_memory import memory_note
 
     mode = mode or cascade.session.mode
     plan: Plan | None = None
@@ -135,5 +140,18 @@ def quote_all(  # noqa: PLR0917 (the workspace's parts, in order)
         else:
             rendered = cascade.render(snap, spec, turns, mode)
             q = cascade.quote("draft", spec, rendered)
-            out.append(Candidate(spec.name, spec.profile, line=q.line))
+            note = None
+            if spec.local:
+                note = memory_note(
+                    cascade.pool, spec.name, rendered.prompt_tokens + q.output_tokens
+                )
+            out.append(
+                Candidate(
+                    spec.name,
+                    spec.profile,
+                    line=q.line,
+                    memory=note.text if note else None,
+                    memory_fits=note.fits if note else None,
+                )
+            )
     return QuoteOutcome(tuple(out), plan, refusal)
