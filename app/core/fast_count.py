@@ -270,12 +270,10 @@ class FastCounter:
             self._full()
 
     def _make(self, ranks: dict[bytes, int]) -> Any:
-        import tiktoken
+        from tiktoken import _tiktoken  # type: ignore[attr-defined]
 
         try:
-            core = tiktoken._tiktoken.CoreBPE(
-                ranks, {_NEVER_SPECIAL: _NEVER_SPECIAL_ID}, PATTERN
-            )
+            core = _tiktoken.CoreBPE(ranks, {_NEVER_SPECIAL: _NEVER_SPECIAL_ID}, PATTERN)
         except ValueError as exc:  # e.g. a regex engine lacking class set operations
             raise Unsupported(f"tiktoken refused the vocabulary or pattern: {exc}") from None
         return core

@@ -73,7 +73,7 @@ CHECK_TEXTS: tuple[str, ...] = (
 class Reference(Protocol):
     """What the checks need of ``tokenizers.Tokenizer``."""
 
-    def encode_batch_fast(self, inputs: list[str], add_special_tokens: bool) -> list[Any]: ...
+    def encode_batch_fast(self, input: list[str], /, *args: Any, **kwargs: Any) -> list[Any]: ...
 
 
 @dataclass
@@ -125,11 +125,12 @@ def prepare(
     *,
     directory: Path | None = None,
     workers: int | None = None,
+    digest: str | None = None,
 ) -> Prepared:
     """The fast counter for the ``tokenizer.json`` bytes ``data``: from its store
     when that is valid, else made (and checked) from ``data`` and stored.
     ``reference()`` loads ``tokenizers`` for the checks; called only when making."""
-    digest = hashlib.sha256(data).hexdigest()
+    digest = digest or hashlib.sha256(data).hexdigest()
     notes: list[str] = []
     where: Path | None = None
     try:
@@ -174,7 +175,9 @@ def build(data: bytes, reference: Callable[[], Reference], workers: int | None) 
     except fast_count.Unsupported as exc:
         return Prepared(None, str(exc), special, "built")
     ref = reference()
-    expected = [list(e.ids) for e in ref.encode_batch_fast(list(CHECK_TEXTS), False)]
+    expected = [
+        list(e.ids) for e in ref.encode_batch_fast(list(CHECK_TEXTS), add_special_tokens=False)
+    ]
     for text, ids in zip(CHECK_TEXTS, expected, strict=True):
         if fast.encode(text) != ids:
             why = f"tiktoken's ids differ from tokenizers' on the check text {text[:40]!r}"
@@ -254,7 +257,7 @@ def read(path: Path, digest: str, workers: int | None = None) -> Prepared:
         raise StoreError("the payload is not a token list")
     nones = tokens.count(None)
     ranks = dict(zip(tokens, range(len(tokens)), strict=True))  # in C: no loop here
-    ranks.pop(None, None)  # type: ignore[call-overload]
+    ranks.pop(None, None)
     if len(ranks) + nones != len(tokens) or not all(isinstance(k, bytes) for k in _sample(tokens)):
         raise StoreError("the token list is malformed")
     long_ids = header.get("long_ids")

@@ -110,7 +110,8 @@ class TokenCounter:
         data = tokenizer_json.read_bytes()
         self.name = name
         # What a count depends on: stored counts are keyed by it.
-        self.version = counter_version(name, data)
+        digest = hashlib.sha256(data).hexdigest()
+        self.version = f"{name}/{digest[:16]}"  # == counter_version(name, data)
         self._tokenizer_json = tokenizer_json
         self._data = data  # for the reference, should it be needed
         self._plain_tokenizer: Tokenizer | None = None
@@ -124,7 +125,7 @@ class TokenCounter:
         if fast:
             try:
                 prepared = token_store.prepare(
-                    data, name, lambda: self._plain, directory=store_dir
+                    data, name, lambda: self._plain, directory=store_dir, digest=digest
                 )
             except Exception as exc:  # never let the fast path stop counting
                 self.fast_unavailable = f"{type(exc).__name__}: {exc}"
@@ -175,7 +176,10 @@ class TokenCounter:
         return (
             [self.encode(t) for t in texts]
             if any(len(t) > _SPLIT_CHARS for t in texts)
-            else [list(e.ids) for e in self._plain.encode_batch_fast(list(texts), False)]
+            else [
+                list(e.ids)
+                for e in self._plain.encode_batch_fast(list(texts), add_special_tokens=False)
+            ]
         )
 
     def count(self, text: str) -> int:
