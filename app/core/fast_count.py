@@ -41,10 +41,12 @@ import operator
 import os
 import threading
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from app.core.ingest.pretok import PRE_TOKENIZER_PATTERNS
+
+if TYPE_CHECKING:
+    from concurrent.futures import ThreadPoolExecutor
 
 _CJK = "\u4e00-\u9fa5\u3040-\u309f\u30a0-\u30ff"  # step 2's ranges, inside a class
 _ASCII_PUNCT = "[!\"#$%&'()*+,\\-./:;<=>?@\\[\\\\\\]^_`{|}~]"
@@ -102,8 +104,10 @@ _PARALLEL_CHARS = 64 << 10  # below this, threads cost more than they save
 # Up to this much text, a call does not wait for the full encoder: one of the
 # tokens found in its text (substrings up to SHORT bytes looked up, longer
 # tokens searched for) is made in a few ms.
-_SMALL_CHARS = 1024
-_SMALL_BYTES = 1024
+_SMALL_CHARS = 4096
+_SMALL_BYTES = 4096
+# After this much text on such encoders, the full one is made: it pays from then on.
+_SMALL_BUDGET = 64 << 10
 SHORT = 32
 _CHUNKS_PER_WORKER = 4
 
@@ -262,6 +266,7 @@ class FastCounter:
         self._ranks = ranks
         self._core: Any = None
         self._long = long  # the tokens over SHORT bytes (found on first need if None)
+        self._small_bytes = 0  # text encoded so far without the full encoder
         self._workers = workers or min(8, os.cpu_count() or 1)
         self._executor: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
@@ -311,7 +316,8 @@ class FastCounter:
         if self._core is not None or sum(map(len, texts)) > _SMALL_CHARS:
             return self._full()
         data = "".join(texts).encode("utf-8", "surrogatepass")
-        if len(data) > _SMALL_BYTES:
+        self._small_bytes += len(data)
+        if len(data) > _SMALL_BYTES or self._small_bytes > _SMALL_BUDGET:
             return self._full()
         return self._restricted(data)
 
@@ -367,6 +373,8 @@ class FastCounter:
     def _pool(self) -> ThreadPoolExecutor:
         with self._lock:
             if self._executor is None:
+                from concurrent.futures import ThreadPoolExecutor
+
                 self._executor = ThreadPoolExecutor(self._workers, thread_name_prefix="lectern-bpe")
             return self._executor
 

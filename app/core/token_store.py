@@ -31,32 +31,38 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import logging
 import marshal
 import os
-import tempfile
+import sys
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 from app.core import fast_count
 
-FORMAT = 1
+FORMAT = 2
 MAGIC = b"LECTERN-TOKEN-STORE\n"
 SUFFIX = ".ranks"
 _MAX_HEADER = 1 << 20
 
-_log = logging.getLogger(__name__)
+# Verified each time the store is read (all of CHECK_TEXTS are, when it is made).
+READ_CHECKS = 2
+
+
+def _warn(message: str, *args: object) -> None:
+    import logging
+
+    logging.getLogger(__name__).warning(message, *args)
+
 
 # What the fast path must encode exactly as ``tokenizers`` does, every time the
 # store is read: every rule of the pattern, special-token spellings as plain
 # text, Unicode of many scripts, long runs of whitespace and digits, code.
 CHECK_TEXTS: tuple[str, ...] = (
     fast_count._PROBE,
+    "<think>not a special token</think> and <｜User｜> nor <｜Assistant｜> here",
     "Hello, world. The tenant shall give 30 days' notice before 1 March 2025 (clause 14.2).",
     "def parse(path: str) -> dict[str, int]:\n    return {k: len(v) for k, v in x.items()}\n",
-    "<think>not a special token</think> and <｜User｜> nor <｜Assistant｜> here",
     "<｜begin▁of▁sentence｜>spelled out<｜end▁of▁sentence｜><｜end▁of▁sentence｜>",
     "中文文本，包括标点。日本語のテキスト、カタカナ・ー゛゜。한국어 텍스트.",
     "emoji 😀👍🏽 family 👨\u200d👩\u200d👧 flags 🇫🇷 ❤\ufe0f",
@@ -76,30 +82,53 @@ class Reference(Protocol):
     def encode_batch_fast(self, input: list[str], /, *args: Any, **kwargs: Any) -> list[Any]: ...
 
 
-@dataclass
 class Prepared:
     """What a ``TokenCounter`` is made of: the fast counter (or why there is none),
     the added tokens' ids, where it came from, and the reference if the checks
     loaded it (so it is not loaded twice)."""
 
-    fast: fast_count.FastCounter | None
-    unavailable: str
-    special: dict[str, int]
-    origin: str  # "stored", "built and stored", "built (not stored: ...)"
-    reference: Reference | None = None
-    notes: list[str] = field(default_factory=list)  # why a store was not used
-    checks: list[list[int]] = field(default_factory=list)  # ids of CHECK_TEXTS, by tokenizers
+    def __init__(
+        self,
+        fast: fast_count.FastCounter | None,
+        unavailable: str,
+        special: dict[str, int],
+        origin: str,  # "stored", "built and stored", "built (not stored: ...)"
+        *,
+        reference: Reference | None = None,
+        checks: list[list[int]] | None = None,  # ids of CHECK_TEXTS, by tokenizers
+    ) -> None:
+        self.fast = fast
+        self.unavailable = unavailable
+        self.special = special
+        self.origin = origin
+        self.reference = reference
+        self.checks = checks or []
+        self.notes: list[str] = []  # why a store was not used
 
 
 class StoreError(Exception):
     """A store that must not be used; ``str(e)`` says why."""
 
 
-def default_dir() -> Path:
-    """``<user cache dir>/lectern/tokenizers``."""
-    import platformdirs
+class StaleStore(StoreError):
+    """A sound store made for another tokenizer, pattern, tiktoken or format
+    (an upgrade): made again without a warning."""
 
-    return Path(platformdirs.user_cache_dir("lectern", appauthor=False)) / "tokenizers"
+
+def default_dir() -> Path:
+    """``<user cache dir>/lectern/tokenizers``: the dir ``platformdirs.user_cache_dir``
+    names (``$XDG_CACHE_HOME`` or ``~/.cache`` on Linux, ``~/Library/Caches`` on
+    macOS, ``%LOCALAPPDATA%\\lectern\\Cache`` on Windows), found without importing
+    it (~5 ms of a counter's start)."""
+    if sys.platform == "darwin":
+        return Path.home() / "Library" / "Caches" / "lectern" / "tokenizers"
+    if sys.platform == "win32":
+        import platformdirs
+
+        return Path(platformdirs.user_cache_dir("lectern", appauthor=False)) / "tokenizers"
+    xdg = os.environ.get("XDG_CACHE_HOME", "").strip()
+    base = Path(xdg) if xdg and os.path.isabs(xdg) else Path.home() / ".cache"
+    return base / "lectern" / "tokenizers"
 
 
 def store_path(directory: Path, name: str, digest: str) -> Path:
@@ -142,9 +171,11 @@ def prepare(
             return read(where, digest, workers)
         except FileNotFoundError:
             notes.append(f"{where} does not exist yet")
+        except StaleStore as exc:
+            notes.append(f"{where} is stale: {exc}")
         except (StoreError, OSError, ValueError, EOFError, TypeError) as exc:
             notes.append(f"{where} not used: {exc}")
-            _log.warning("token store %s not used (%s); making it again", where, exc)
+            _warn("token store %s not used (%s); making it again", where, exc)
     prepared = build(data, reference, workers)
     prepared.notes = notes
     if where is None:
@@ -155,7 +186,7 @@ def prepare(
         prepared.origin = "built and stored"
     except OSError as exc:
         prepared.origin = f"built (not stored: {exc})"
-        _log.warning(
+        _warn(
             "could not store the token counter's tables in %s (%s): each start makes them "
             "again (~1 s); check that %s is writable",
             where,
@@ -214,6 +245,8 @@ def write(path: Path, digest: str, prepared: Prepared) -> None:
     }
     line = json.dumps(header, ensure_ascii=True, separators=(",", ":")).encode("ascii")
     path.parent.mkdir(parents=True, exist_ok=True)
+    import tempfile
+
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
@@ -274,8 +307,9 @@ def read(path: Path, digest: str, workers: int | None = None) -> Prepared:
     checks = header.get("check_ids")
     if not isinstance(checks, list) or len(checks) != len(CHECK_TEXTS):
         raise StoreError("the check results are missing")
-    got = fast.encode_alone(CHECK_TEXTS)  # one encoder of the tokens they hold
-    for text, ids, mine in zip(CHECK_TEXTS, checks, got, strict=True):
+    texts = CHECK_TEXTS[:READ_CHECKS]
+    got = fast.encode_alone(texts)  # one encoder of the tokens they hold
+    for text, ids, mine in zip(texts, checks, got, strict=False):
         if mine != ids:
             raise StoreError(f"its ids differ from the checked ones on {text[:40]!r}")
     return Prepared(fast, "", special, "stored")
@@ -284,7 +318,7 @@ def read(path: Path, digest: str, workers: int | None = None) -> Prepared:
 def _expect(header: Mapping[str, Any], key: str, want: object) -> None:
     got = header.get(key)
     if got != want:
-        raise StoreError(f"made for another {key.replace('_', ' ')} ({got!r}, not {want!r})")
+        raise StaleStore(f"made for another {key.replace('_', ' ')} ({got!r}, not {want!r})")
 
 
 def _sample(tokens: Sequence[Any]) -> list[Any]:

@@ -25,19 +25,22 @@ import functools
 import hashlib
 import importlib.util
 import json
-import logging
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from app.core import fast_count, token_store
 
 if TYPE_CHECKING:
     from tokenizers import Tokenizer
 
-_log = logging.getLogger(__name__)
+
+def _warn(message: str, *args: object) -> None:
+    import logging  # not at import: a counter made from its store needs no logging
+
+    logging.getLogger(__name__).warning(message, *args)
+
 
 # Encoding a very long text in one piece costs memory for offsets and strings;
 # splitting at line boundaries keeps it bounded and the count exact, because the
@@ -74,8 +77,7 @@ def deepseek_v4_version() -> str:
     return counter_version(DEEPSEEK_V4, deepseek_v4_tokenizer_path().read_bytes())
 
 
-@dataclass(frozen=True)
-class SpecialTokens:
+class SpecialTokens(NamedTuple):
     """Ids of the structural tokens the V4 prompt format uses."""
 
     bos: int
@@ -135,7 +137,7 @@ class TokenCounter:
                 self.origin = prepared.origin
                 special = prepared.special
             if self.fast is None:
-                _log.warning(
+                _warn(
                     "%s: counting with tokenizers, 3-5x slower than tiktoken: %s",
                     name,
                     self.fast_unavailable,
