@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import random
+import sys
 from pathlib import Path
 
 import pytest
@@ -130,3 +131,31 @@ def test_counts_before_and_after_the_full_encoder_agree(tmp_path: Path) -> None:
     assert tc.count_batch(big) == TC.reference_count_batch(big)
     assert tc.fast.ready
     assert tc.count_batch(small) == before == TC.reference_count_batch(small)
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="the cache dir follows XDG_CACHE_HOME")
+def test_preload_needs_the_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from app.core import tokens
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "empty"))
+    assert tokens.preload_stored() is False  # nothing made before the window shows
+    assert not (tmp_path / "empty").exists()
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    TokenCounter(deepseek_v4_tokenizer_path(), "deepseek-v4", store_dir=token_store.default_dir())
+    assert tokens.preload_stored() is True
+    assert tokens.deepseek_v4().fast is not None and tokens.deepseek_v4().fast.ready
+
+
+def test_a_small_file_is_counted_without_the_full_encoder(tmp_path: Path) -> None:
+    from app.core.ingest.pipeline import IngestOptions, ingest
+    from app.core.prompt.corpus import render_document
+
+    counter(tmp_path / "store")
+    tc = counter(tmp_path / "store")
+    assert tc.fast is not None and not tc.fast.ready
+    note = tmp_path / "note.md"
+    note.write_text("# Notes\n\nThe <think> tag is text here. 12345\n\n\nend\n", encoding="utf-8")
+    (doc,) = ingest([note], counter=tc, options=IngestOptions(count_cache=False)).documents
+    assert not tc.fast.ready
+    assert doc.tokens == TC.reference_count_batch([doc.text])[0]
+    assert doc.block_tokens == TC.reference_count_batch([render_document(doc)])[0]
