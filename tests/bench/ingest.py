@@ -8,8 +8,9 @@ imports, tokenizer load, everything):
 * ``lectern ingest --json <corpus>`` as a user would run it the first time
   (a fresh ``LECTERN_HOME`` each run, so no count comes from the count cache);
 * the baseline: the floor a minimal exact counter pays. The same files
-  extracted in parallel (the PDF's pages by ranges in worker processes, one
-  per CPU, while the main process reads the source files), then counted with
+  extracted in parallel (the PDF's pages by ranges of 64 in worker processes,
+  as many as Lectern uses: one per CPU but one, at most four, while the main
+  process reads the source files), then counted with
   the fast counter (``deepseek_v4().count_batch``, its token store made), with
   none of Lectern's other work (walking, ignore rules, detection, the corpus
   block, the count cache, the JSON report);
@@ -74,7 +75,8 @@ def main():
         import pymupdf
         with pymupdf.open(pdf) as doc:
             count = doc.page_count
-        pool = ProcessPoolExecutor(os.cpu_count() or 1)
+        # Lectern's own choice (pool.default_workers): a core is left for counting.
+        pool = ProcessPoolExecutor(min(4, max(1, (os.cpu_count() or 2) - 1)))
         futures = [pool.submit(pages, (pdf, s)) for s in range(0, count, RANGE)]
     if os.path.isdir(tree):
         for folder, dirs, files in os.walk(tree):
