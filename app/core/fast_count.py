@@ -31,7 +31,11 @@ and raises ``Unsupported`` naming the first that fails; the caller then
 counts with ``tokenizers``. A text tiktoken cannot take (a whitespace run of
 about a million chars exceeds its regex engine's backtracking stack; lone
 surrogates) comes back as ``None`` to be counted by the reference.
-Exactness is proved file by file in ``tests/unit/test_fast_count.py``.
+``token_store`` keeps the checked ranks, so a process skips ``load()``: it
+reads them back (``counter_from_ranks``) and makes tiktoken's full encoder
+only when a call needs it (see ``FastCounter``).
+Exactness is proved file by file in ``tests/unit/test_fast_count.py`` and
+``tests/unit/test_token_store.py``.
 """
 
 from __future__ import annotations
