@@ -157,7 +157,10 @@ class TokenCounter:
         """Ids of ``text`` as user text (special spellings stay plain text): from the
         fast path, proven to give ``tokenizers``' ids, else from ``tokenizers``."""
         if self.fast is not None:
-            ids = self.fast.encode(text)
+            try:
+                ids = self.fast.encode(text)
+            except Exception:  # e.g. its full encoder failed its probe: the reference
+                ids = None
             if ids is not None:
                 return ids
         return self.reference_encode(text)
