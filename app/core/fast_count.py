@@ -31,7 +31,11 @@ and raises ``Unsupported`` naming the first that fails; the caller then
 counts with ``tokenizers``. A text tiktoken cannot take (a whitespace run of
 about a million chars exceeds its regex engine's backtracking stack; lone
 surrogates) comes back as ``None`` to be counted by the reference.
-Exactness is proved file by file in ``tests/unit/test_fast_count.py``.
+``token_store`` keeps the checked ranks, so a process skips ``load()``: it
+reads them back (``counter_from_ranks``) and makes tiktoken's full encoder
+only when a call needs it (see ``FastCounter``).
+Exactness is proved file by file in ``tests/unit/test_fast_count.py`` and
+``tests/unit/test_token_store.py``.
 """
 
 from __future__ import annotations
@@ -40,11 +44,13 @@ import functools
 import operator
 import os
 import threading
-from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any, cast
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, cast
 
 from app.core.ingest.pretok import PRE_TOKENIZER_PATTERNS
+
+if TYPE_CHECKING:
+    from concurrent.futures import ThreadPoolExecutor
 
 _CJK = "\u4e00-\u9fa5\u3040-\u309f\u30a0-\u30ff"  # step 2's ranges, inside a class
 _ASCII_PUNCT = "[!\"#$%&'()*+,\\-./:;<=>?@\\[\\\\\\]^_`{|}~]"
@@ -89,6 +95,7 @@ EXPECTED_PRE_TOKENIZER: dict[str, Any] = {
 # tries every position. One that is never allowed makes that search a fast
 # literal scan and changes nothing (a disallowed special is plain text).
 _NEVER_SPECIAL = "\U0010ffff<lectern: never a token>\U0010ffff"
+_NEVER_SPECIAL_ID = 0xFFFF_FFFE  # above any id (tiktoken ranks are u32); no max() over 128k
 
 # A text that exercises every rule of PATTERN, including runs nothing matches.
 _PROBE = (
@@ -98,6 +105,14 @@ _PROBE = (
 )
 
 _PARALLEL_CHARS = 64 << 10  # below this, threads cost more than they save
+# Up to this much text, a call does not wait for the full encoder: one of the
+# tokens found in its text (substrings up to SHORT bytes looked up, longer
+# tokens searched for) is made in a few ms.
+_SMALL_CHARS = 4096
+_SMALL_BYTES = 4096
+# After this much text on such encoders, the full one is made: it pays from then on.
+_SMALL_BUDGET = 64 << 10
+SHORT = 32
 _CHUNKS_PER_WORKER = 4
 
 
@@ -232,65 +247,158 @@ def _check_merges(vocab: Mapping[str, int], by_id: list[str], merges: list[Any])
 
 
 class FastCounter:
-    """Counts with tiktoken; ``None`` for a text only the reference can count."""
+    """Counts with tiktoken; ``None`` for a text only the reference can count.
 
-    def __init__(self, encoding: Any, workers: int | None = None) -> None:
-        self._encoding = encoding
-        core = encoding._core_bpe
-        self._ordinary: Callable[[str], list[int]] = core.encode_ordinary
-        self._to_buffer: Callable[[str, set[str]], Any] | None = getattr(
-            core, "encode_to_tiktoken_buffer", None
-        )
+    The full encoder (tiktoken's tables of all 128k tokens: ~50 ms, holding the
+    GIL) is made on first need. A call over a few short texts does not wait for
+    it: it runs on an encoder of only the tokens that occur in those texts,
+    which gives the same ids. Every rank tiktoken looks up while encoding a
+    text is the rank of a substring of that text (a pre-token, or two adjacent
+    parts of one joined), so an encoder holding at least every token that is a
+    substring of the text, and nothing that is not a token, answers each of
+    those look-ups as the full one does.
+    """
+
+    def __init__(
+        self,
+        ranks: dict[bytes, int],
+        workers: int | None = None,
+        *,
+        lazy: bool = False,
+        long: list[tuple[bytes, int]] | None = None,
+    ) -> None:
+        self._ranks = ranks
+        self._core: Any = None
+        self._long = long  # the tokens over SHORT bytes (found on first need if None)
+        self._small_bytes = 0  # text encoded so far without the full encoder
         self._workers = workers or min(8, os.cpu_count() or 1)
         self._executor: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
-        ids = self._ordinary(_PROBE)
-        _require(
-            bytes(encoding.decode_bytes(ids)) == _PROBE.encode("utf-8"),
-            "tiktoken drops or changes text of the probe",
-        )
-        if self._to_buffer is not None and self._count_buffer(_PROBE) != len(ids):
-            self._to_buffer = None  # count from the list instead
+        self._core_lock = threading.Lock()
+        if not lazy:
+            self._full()
 
-    def _count_buffer(self, text: str) -> int:
-        assert self._to_buffer is not None
-        # The buffer's byte length is 4 per token (u32); counting it avoids
-        # making a Python int per token.
-        return memoryview(self._to_buffer(text, set())).nbytes // 4
+    def _make(self, ranks: dict[bytes, int]) -> Any:
+        from tiktoken import _tiktoken  # type: ignore[attr-defined]
+
+        try:
+            core = _tiktoken.CoreBPE(ranks, {_NEVER_SPECIAL: _NEVER_SPECIAL_ID}, PATTERN)
+        except ValueError as exc:  # e.g. a regex engine lacking class set operations
+            raise Unsupported(f"tiktoken refused the vocabulary or pattern: {exc}") from None
+        return core
+
+    def _full(self) -> Any:
+        """The encoder of every token, made (and probed) once."""
+        with self._core_lock:
+            if self._core is None:
+                core = self._make(self._ranks)
+                ids = core.encode_ordinary(_PROBE)
+                _require(
+                    bytes(core.decode_bytes(ids)) == _PROBE.encode("utf-8"),
+                    "tiktoken drops or changes text of the probe",
+                )
+                _require(
+                    memoryview(core.encode_to_tiktoken_buffer(_PROBE, set())).nbytes
+                    == 4 * len(ids),
+                    "tiktoken's buffer does not hold 4 bytes a token",
+                )
+                self._core = core
+            return self._core
+
+    @property
+    def ready(self) -> bool:
+        """True once the full encoder is made."""
+        return self._core is not None
+
+    def prepare(self) -> None:
+        """Make the full encoder now (else it is made on first need)."""
+        self._full()
+
+    def _for(self, texts: Sequence[str]) -> Any:
+        """The encoder for ``texts``: the full one if made or if they are long, else
+        one of the tokens occurring in them (see the class docstring)."""
+        if self._core is not None or sum(map(len, texts)) > _SMALL_CHARS:
+            return self._full()
+        data = "".join(texts).encode("utf-8", "surrogatepass")
+        self._small_bytes += len(data)
+        if len(data) > _SMALL_BYTES or self._small_bytes > _SMALL_BUDGET:
+            return self._full()
+        return self._restricted(data)
+
+    def _restricted(self, data: bytes) -> Any:
+        """An encoder of the tokens that occur in ``data`` (and no others)."""
+        ranks = self._ranks
+        n = len(data)
+        pieces = {data[i : i + k] for k in range(1, SHORT + 1) for i in range(n - k + 1)}
+        sub = {piece: ranks[piece] for piece in pieces.intersection(ranks.keys())}
+        if self._long is None:
+            self._long = [(t, r) for t, r in ranks.items() if len(t) > SHORT]
+        for piece, r in self._long:
+            if piece in data:
+                sub[piece] = r
+        return self._make(sub)
+
+    def tokens_by_id(self) -> list[bytes | None]:
+        """The bytes of each token by id (``None``: an id with no bytes of its own)."""
+        out: list[bytes | None] = [None] * (max(self._ranks.values()) + 1)
+        for data, i in self._ranks.items():
+            out[i] = data
+        return out
 
     def encode(self, text: str) -> list[int] | None:
-        try:
-            return list(self._ordinary(text))
-        except BaseException as exc:
-            _raise_if_fatal(exc)
-            return None
+        return self.encode_batch([text])[0]
+
+    def encode_batch(self, texts: Sequence[str]) -> list[list[int] | None]:
+        core = self._for(texts)
+        return [_encode(core, t) for t in texts]
+
+    def encode_alone(self, texts: Sequence[str]) -> list[list[int] | None]:
+        """``encode_batch`` on an encoder of only the tokens in ``texts``, whatever
+        their length (the token store's checks, without the full encoder)."""
+        core = self._restricted("".join(texts).encode("utf-8", "surrogatepass"))
+        return [_encode(core, t) for t in texts]
 
     def count(self, text: str) -> int | None:
-        try:
-            if self._to_buffer is not None:
-                return self._count_buffer(text)
-            return len(self._ordinary(text))
-        except BaseException as exc:
-            _raise_if_fatal(exc)
-            return None
+        return _count(self._for([text]), text)
 
     def count_batch(self, texts: Sequence[str]) -> list[int | None]:
         """Counts of ``texts``, on a few threads when there is enough text
         (tiktoken releases the GIL while it encodes)."""
+        core = self._for(texts)
         total = sum(map(len, texts))
         if self._workers < 2 or total < _PARALLEL_CHARS or len(texts) < 2:
-            return [self.count(t) for t in texts]
+            return [_count(core, t) for t in texts]
         chunks = _chunks(texts, total // (self._workers * _CHUNKS_PER_WORKER) + 1)
         out: list[int | None] = []
-        for part in self._pool().map(lambda r: [self.count(texts[i]) for i in r], chunks):
+        for part in self._pool().map(lambda r: [_count(core, texts[i]) for i in r], chunks):
             out.extend(part)
         return out
 
     def _pool(self) -> ThreadPoolExecutor:
         with self._lock:
             if self._executor is None:
+                from concurrent.futures import ThreadPoolExecutor
+
                 self._executor = ThreadPoolExecutor(self._workers, thread_name_prefix="lectern-bpe")
             return self._executor
+
+
+def _encode(core: Any, text: str) -> list[int] | None:
+    try:
+        return list(core.encode_ordinary(text))
+    except BaseException as exc:
+        _raise_if_fatal(exc)
+        return None
+
+
+def _count(core: Any, text: str) -> int | None:
+    try:
+        # The buffer's byte length is 4 per token (u32); counting it avoids
+        # making a Python int per token.
+        return memoryview(core.encode_to_tiktoken_buffer(text, set())).nbytes // 4
+    except BaseException as exc:
+        _raise_if_fatal(exc)
+        return None
 
 
 def _raise_if_fatal(exc: BaseException) -> None:
@@ -317,20 +425,23 @@ def _chunks(texts: Sequence[str], size: int) -> list[range]:
 def load(raw: Mapping[str, Any], workers: int | None = None) -> FastCounter:
     """A fast counter for the parsed ``tokenizer.json`` ``raw`` (its added tokens
     counted as plain text); raises ``Unsupported`` if it cannot be exact."""
+    return counter_from_ranks(mergeable_ranks(raw), workers)
+
+
+def counter_from_ranks(
+    ranks: dict[bytes, int],
+    workers: int | None = None,
+    *,
+    lazy: bool = False,
+    long: list[tuple[bytes, int]] | None = None,
+) -> FastCounter:
+    """A fast counter running tiktoken on ``ranks`` (checked by ``mergeable_ranks``,
+    or read back from the token store) with ``PATTERN``; ``lazy``: its full
+    encoder is made on first need."""
     try:
-        import tiktoken
+        import tiktoken  # noqa: F401
     except ImportError as exc:
         raise Unsupported(
             f"tiktoken is not installed ({exc}): run `pip install tiktoken`"
         ) from None
-    ranks = mergeable_ranks(raw)
-    try:
-        encoding = tiktoken.Encoding(
-            "deepseek-v4-lectern",
-            pat_str=PATTERN,
-            mergeable_ranks=ranks,
-            special_tokens={_NEVER_SPECIAL: max(ranks.values()) + 1},
-        )
-    except ValueError as exc:  # e.g. a tiktoken whose regex engine lacks class set operations
-        raise Unsupported(f"tiktoken refused the vocabulary or pattern: {exc}") from None
-    return FastCounter(encoding, workers)
+    return FastCounter(ranks, workers, lazy=lazy, long=long)

@@ -11,10 +11,12 @@ exact). Two details make counts match the API:
   the prompt renderer, never spelled out in text.
 * No BOS or other post-processing is added to a text's count.
 
-Counts go through ``fast_count`` (the same BPE run by tiktoken, 3-5x faster),
-whose loader checks every assumption it rests on against ``tokenizer.json``;
-if one fails, or tiktoken cannot take a text, ``tokenizers`` counts instead.
-Ids (``encode``) always come from ``tokenizers``, which then loads on first use.
+Counts and ids go through ``fast_count`` (the same BPE run by tiktoken, 3-5x
+faster), whose loader checks every assumption it rests on against
+``tokenizer.json`` and whose ids are checked against ``tokenizers``'; the result
+is kept in the token store (``token_store``), so a process has its counter in a
+fraction of ``tokenizers``' load. If a check fails, or tiktoken cannot take a
+text, ``tokenizers`` counts and encodes instead (loaded then, and only then).
 """
 
 from __future__ import annotations
@@ -23,18 +25,22 @@ import functools
 import hashlib
 import importlib.util
 import json
-import logging
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from tokenizers import Tokenizer
+from app.core import fast_count, token_store
 
-from app.core import fast_count
+if TYPE_CHECKING:
+    from tokenizers import Tokenizer
 
-_log = logging.getLogger(__name__)
+
+def _warn(message: str, *args: object) -> None:
+    import logging  # not at import: a counter made from its store needs no logging
+
+    logging.getLogger(__name__).warning(message, *args)
+
 
 # Encoding a very long text in one piece costs memory for offsets and strings;
 # splitting at line boundaries keeps it bounded and the count exact, because the
@@ -71,8 +77,7 @@ def deepseek_v4_version() -> str:
     return counter_version(DEEPSEEK_V4, deepseek_v4_tokenizer_path().read_bytes())
 
 
-@dataclass(frozen=True)
-class SpecialTokens:
+class SpecialTokens(NamedTuple):
     """Ids of the structural tokens the V4 prompt format uses."""
 
     bos: int
@@ -88,37 +93,59 @@ class TokenCounter:
 
     Thread-safe: the tiktoken and ``tokenizers`` encoders may be shared across
     threads, and both encode in parallel without holding the GIL.
+
+    The fast counter comes from the token store (``token_store``: made once per
+    tokenizer digest, read back in a fraction of ``tokenizers``' load); counts
+    and ids come from it, and ``tokenizers`` loads only for what it cannot take
+    (a text tiktoken refuses, a tokenizer the fast path does not reproduce, a
+    decode). ``store_dir``: where the store lives (None: the user cache dir).
     """
 
-    def __init__(self, tokenizer_json: Path, name: str, *, fast: bool = True) -> None:
+    def __init__(
+        self,
+        tokenizer_json: Path,
+        name: str,
+        *,
+        fast: bool = True,
+        store_dir: Path | None = None,
+    ) -> None:
         data = tokenizer_json.read_bytes()
-        text = data.decode("utf-8")
-        plain, added = _without_added_tokens(text)
         self.name = name
         # What a count depends on: stored counts are keyed by it.
-        self.version = counter_version(name, data)
-        self._special_ids: dict[str, int] = {str(t["content"]): int(t["id"]) for t in added}
+        digest = hashlib.sha256(data).hexdigest()
+        self.version = f"{name}/{digest[:16]}"  # == counter_version(name, data)
         self._tokenizer_json = tokenizer_json
-        self._plain_json: str | None = plain
+        self._data = data  # for the reference, should it be needed
         self._plain_tokenizer: Tokenizer | None = None
         self._plain_lock = threading.Lock()
         self._full_tokenizer: Tokenizer | None = None  # loaded on first decode (~0.3 s)
         self._full_lock = threading.Lock()
         self.fast: fast_count.FastCounter | None = None
         self.fast_unavailable = "turned off" if not fast else ""  # why counts are slow
+        self.origin = ""  # where the fast counter came from (the store, or made now)
+        special: dict[str, int] | None = None
         if fast:
             try:
-                self.fast = fast_count.load(json.loads(text))
-            except fast_count.Unsupported as exc:
-                self.fast_unavailable = str(exc)
+                prepared = token_store.prepare(
+                    data, name, lambda: self._plain, directory=store_dir, digest=digest
+                )
             except Exception as exc:  # never let the fast path stop counting
                 self.fast_unavailable = f"{type(exc).__name__}: {exc}"
+            else:
+                self.fast = prepared.fast
+                self.fast_unavailable = prepared.unavailable
+                self.origin = prepared.origin
+                special = prepared.special
             if self.fast is None:
-                _log.warning(
+                _warn(
                     "%s: counting with tokenizers, 3-5x slower than tiktoken: %s",
                     name,
                     self.fast_unavailable,
                 )
+        if special is None:
+            _, added = _without_added_tokens(data.decode("utf-8"))
+            special = {str(t["content"]): int(t["id"]) for t in added}
+        self._special_ids = special
         if self.fast is None:
             _ = self._plain  # the reference counts everything: load it now
 
@@ -127,7 +154,19 @@ class TokenCounter:
         return self._special_ids[spelling]
 
     def encode(self, text: str) -> list[int]:
-        """Ids of ``text`` as user text (special spellings stay plain text)."""
+        """Ids of ``text`` as user text (special spellings stay plain text): from the
+        fast path, proven to give ``tokenizers``' ids, else from ``tokenizers``."""
+        if self.fast is not None:
+            try:
+                ids = self.fast.encode(text)
+            except Exception:  # e.g. its full encoder failed its probe: the reference
+                ids = None
+            if ids is not None:
+                return ids
+        return self.reference_encode(text)
+
+    def reference_encode(self, text: str) -> list[int]:
+        """``encode`` by ``tokenizers`` alone."""
         plain = self._plain
         if len(text) <= _SPLIT_CHARS:
             return list(plain.encode(text, add_special_tokens=False).ids)
@@ -137,10 +176,15 @@ class TokenCounter:
         return ids
 
     def encode_batch(self, texts: Sequence[str]) -> list[list[int]]:
+        if self.fast is not None:
+            return [self.encode(t) for t in texts]
         return (
             [self.encode(t) for t in texts]
             if any(len(t) > _SPLIT_CHARS for t in texts)
-            else [list(e.ids) for e in self._plain.encode_batch_fast(list(texts), False)]
+            else [
+                list(e.ids)
+                for e in self._plain.encode_batch_fast(list(texts), add_special_tokens=False)
+            ]
         )
 
     def count(self, text: str) -> int:
@@ -194,16 +238,19 @@ class TokenCounter:
         """The tokenizer without added tokens (loaded on first use, ~0.2 s)."""
         with self._plain_lock:
             if self._plain_tokenizer is None:
-                assert self._plain_json is not None
-                self._plain_tokenizer = Tokenizer.from_str(self._plain_json)
-                self._plain_json = None
+                from tokenizers import Tokenizer
+
+                plain, _ = _without_added_tokens(self._data.decode("utf-8"))
+                self._plain_tokenizer = Tokenizer.from_str(plain)
             return self._plain_tokenizer
 
     @property
     def _full(self) -> Tokenizer:
         with self._full_lock:
             if self._full_tokenizer is None:
-                self._full_tokenizer = Tokenizer.from_file(str(self._tokenizer_json))
+                from tokenizers import Tokenizer
+
+                self._full_tokenizer = Tokenizer.from_str(self._data.decode("utf-8"))
             return self._full_tokenizer
 
 
@@ -280,8 +327,26 @@ def _find_cut(text: str, lo: int, hi: int) -> int:
 
 @functools.cache
 def deepseek_v4() -> TokenCounter:
-    """The shared DeepSeek V4 counter (loaded once per process, ~0.5 s)."""
+    """The shared DeepSeek V4 counter (loaded once per process: ~0.1 s from the
+    token store, ~1 s the first time, when the store is made)."""
     return TokenCounter(deepseek_v4_tokenizer_path(), name=DEEPSEEK_V4)
+
+
+def preload_stored() -> bool:
+    """Make the V4 counter, full encoder included, now if its token store is there
+    (~0.1 s); False, doing nothing, if the store must be made first (~1 s: the
+    caller then loads the counter off the UI thread). For a window about to show:
+    making the full encoder holds the GIL ~50 ms, a stall once it is on screen."""
+    try:
+        digest = hashlib.sha256(deepseek_v4_tokenizer_path().read_bytes()).hexdigest()
+        if not token_store.store_path(token_store.default_dir(), DEEPSEEK_V4, digest).exists():
+            return False
+        counter = deepseek_v4()
+    except Exception:  # the counter's own load reports it where it is needed
+        return False
+    if counter.fast is not None:
+        counter.fast.prepare()
+    return True
 
 
 def deepseek_v4_special() -> SpecialTokens:

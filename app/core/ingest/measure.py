@@ -97,11 +97,21 @@ class _DigitSums:
 
     def total(self, n: int, counter: TokenCounter) -> int:
         with self._lock:
-            if not self._chunks:
-                chunks = [f"{i:0{w}d}" for w in (1, 2, 3) for i in range(10**w)]
-                self._chunks = dict(zip(chunks, counter.count_batch(chunks), strict=True))
             cum = self._cumulative
             chunk_counts = self._chunks
+            if n >= len(cum):
+                # Only the chunks of the numbers not summed yet (a short file needs a
+                # few, not all 1,110: they would need the counter's full encoder).
+                if n - len(cum) >= 1000:
+                    wanted = {f"{i:0{w}d}" for w in (1, 2, 3) for i in range(10**w)}
+                else:
+                    wanted = set()
+                    for i in range(len(cum), n + 1):
+                        s = str(i)
+                        wanted.update(s[k : k + 3] for k in range(0, len(s), 3))
+                missing = sorted(wanted.difference(chunk_counts))
+                if missing:
+                    chunk_counts.update(zip(missing, counter.count_batch(missing), strict=True))
             for i in range(len(cum), n + 1):
                 s = str(i)
                 cum.append(cum[-1] + sum(chunk_counts[s[k : k + 3]] for k in range(0, len(s), 3)))
