@@ -157,8 +157,11 @@ class ContextDetailView(QTreeView):
             self.expand(model.index(0, 0))
 
     def _add_fit(self, root: QStandardItem, data: ContextMapData) -> None:
-        docs = [(e.label, e.tokens) for e in data.entries if not e.excluded]
-        found = fit_suggestions(docs, data.over)
+        if data.suggestions is not None:
+            found = list(data.suggestions)
+        else:
+            docs = [(e.label, e.tokens) for e in data.entries if not e.excluded]
+            found = fit_suggestions(docs, data.over)
         freed = sum(s.tokens for s in found)
         title = (
             f"To fit, exclude {len(found)} item{'s' if len(found) != 1 else ''} "

@@ -14,8 +14,10 @@ Files and folders dropped here reach the window, which takes drops anywhere
 
 from __future__ import annotations
 
+import html
 from collections.abc import Sequence
 from pathlib import PurePosixPath
+from typing import Any
 
 from PySide6.QtCore import QMimeData, QModelIndex, QPoint, Qt, Signal
 from PySide6.QtGui import (
@@ -313,25 +315,30 @@ class LibraryPanel(QWidget):
 
     # --- fit --------------------------------------------------------------------------------
 
-    def show_fit(self, over: int, window: int, backend: str) -> None:
-        """Over ``window`` by ``over`` tokens: say so and offer exclusions that fit."""
-        if over <= 0:
+    def show_fit(self, fit: Any | None) -> None:
+        """Over the window (``fit``: a ``FitReport`` measured on the rendered prompt): say
+        by how much, name a backend that holds it all, and offer exclusions that fit."""
+        if fit is None or fit.fits:
             self.fit.hide()
             self.fit_button.hide()
             return
-        from app.core.fit import fit_suggestions
-
-        docs = [(r.path, r.tokens) for r in self.rows if r.included]
-        found = fit_suggestions(docs, over)
         text = (
-            f"<b>Over {backend}'s window by {over:,} tokens</b> ({window:,} tokens). "
-            "Nothing is cut without you: "
+            f"<b>Over {html.escape(fit.backend)}'s window by {fit.over:,} tokens</b> "
+            f"({fit.window:,} tokens). Nothing is cut without you: "
         )
-        if found:
-            picks = ", ".join(f"<b>{s.path}</b> ({s.tokens:,}, {s.why})" for s in found[:4])
-            text += f"excluding {picks} makes it fit."
+        if fit.larger:
+            names = ", ".join(f"<b>{html.escape(n)}</b>" for n in fit.larger)
+            text += f"{names} holds the whole corpus (pick it above); or "
+        if fit.suggestions:
+            picks = ", ".join(
+                f"<b>{html.escape(s.path)}</b> ({s.tokens:,}, {html.escape(s.why)})"
+                for s in fit.suggestions[:4]
+            )
+            more = len(fit.suggestions) - 4
+            text += f"excluding {picks}" + (f" and {more} more" if more > 0 else "")
+            text += f" makes it fit ({fit.after_tokens:,} tokens in the prompt)."
             by_path = {r.path: r.id for r in self.rows}
-            self._fit_ids = [by_path[f] for s in found for f in s.files if f in by_path]
+            self._fit_ids = list(dict.fromkeys(by_path[f] for f in fit.exclude if f in by_path))
             self.fit_button.setText(f"Exclude these ({len(self._fit_ids)} files)")
             self.fit_button.show()
         else:

@@ -385,8 +385,7 @@ class MainWindow(QMainWindow):
             return
         data = context_map_data(quote, self.library.rows, self.library.cited)
         self.context_map.set_map(data)
-        over = quote.prompt_tokens + quote.reserved - quote.window
-        self.library.show_fit(over, quote.window, quote.backend)
+        self.library.show_fit(quote.fit)
 
     def send(self, question: str) -> None:
         if self.controller.busy or self.controller.session is None:

@@ -256,12 +256,16 @@ def context_map_data(quote: QuoteView, rows: Sequence[DocRow], cited: set[str]) 
         for r in rows
     )
     corpus = sum(r.tokens for r in rows if r.included)
-    prompt = quote.prompt_tokens
-    system = min(prompt, quote.system_tokens)
+    conversation = quote.conversation_tokens
+    # The rest of the prompt is the system prompt and the template around it (another
+    # tokenizer than the library's may make that differ from the V4 count).
+    rest = quote.prompt_tokens - corpus - conversation
+    system = rest if rest > 0 else min(quote.prompt_tokens, quote.system_tokens)
     return ContextMapData(
         window=quote.window,
         system_tokens=system,
-        conversation_tokens=max(0, prompt - corpus - system),
+        conversation_tokens=conversation,
+        suggestions=tuple(quote.fit.suggestions) if quote.fit is not None else None,
         reserved_tokens=quote.reserved,
         entries=entries,
     )

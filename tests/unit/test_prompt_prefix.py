@@ -9,7 +9,6 @@ after everything already sent.
 from __future__ import annotations
 
 import datetime as dt
-
 import itertools
 from collections.abc import Callable
 
