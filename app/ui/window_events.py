@@ -174,12 +174,14 @@ class JobView:
         text = "".join(self.text)
         error = e.error if status == "failed" else None
         self.live_role = ""
-        if e.role == "review" and self.verdict is not None and status == "complete":
+        if e.role == "review" and status == "complete":
+            # Pro's text whatever its format: the corrected answer, else the reply as sent.
             w.transcript.finish_live(status, text, ())
             v = self.verdict
-            w.transcript.add_review(
-                self.review_of, v.verdict, v.corrected, v.citations, self.review_label
-            )
+            verdict = v.verdict if v is not None else None
+            shown = (v.corrected if v is not None else "") or text
+            cites = v.citations if v is not None else ()
+            w.transcript.add_review(self.review_of, verdict, shown, cites, self.review_label)
         else:
             w.transcript.finish_live(status, text, self.citations, error)
         if self.citations:
