@@ -22,6 +22,7 @@ from typing import Any
 from PySide6.QtCore import QMimeData, QModelIndex, QPoint, Qt, Signal
 from PySide6.QtGui import (
     QAction,
+    QPalette,
     QStandardItem,
     QStandardItemModel,
 )
@@ -31,6 +32,7 @@ from PySide6.QtWidgets import (
     QHeaderView,
     QLabel,
     QListWidget,
+    QListWidgetItem,
     QMenu,
     QProgressBar,
     QPushButton,
@@ -364,9 +366,27 @@ class LibraryPanel(QWidget):
         self.progress_box.hide()
 
     def show_problems(self, problems: Sequence[tuple[str, str]], note: str = "") -> None:
+        """Real problems first (⚠, one line each); then, quietly, one line for the
+        binary files skipped on purpose (a code tree's images) and one for duplicates."""
         self.problems.clear()
-        for path, reason in problems:
+        real, skipped, same = problem_groups(problems)
+        for path, reason in real:
             self.problems.addItem(f"⚠ {path}: {reason}")
+        quiet = []
+        if skipped:
+            first = skipped[0][0]
+            noun = "file" if len(skipped) == 1 else "files"
+            quiet.append(
+                f"Skipped {len(skipped):,} binary {noun} (images and the like: not text), "
+                f"e.g. {first}"
+            )
+        if same:
+            noun = "duplicate" if len(same) == 1 else "duplicates"
+            quiet.append(f"{len(same):,} {noun} with the same bytes as another file, counted once")
+        for line in quiet:
+            item = QListWidgetItem(line, self.problems)
+            item.setForeground(self.palette().color(QPalette.ColorRole.PlaceholderText))
+            item.setToolTip("\n".join(f"{p}: {r}" for p, r in (skipped + same)[:40]))
         if note:
             self.problems.addItem(note)
         self.problems.setVisible(bool(problems) or bool(note))
@@ -414,6 +434,21 @@ class LibraryPanel(QWidget):
         menu.addSeparator()
         menu.addAction(local)
         menu.popup(self.tree.viewport().mapToGlobal(pos))
+
+
+def problem_groups(
+    problems: Sequence[tuple[str, str]],
+) -> tuple[list[tuple[str, str]], list[tuple[str, str]], list[tuple[str, str]]]:
+    """(real problems, binary files skipped on purpose, duplicates)."""
+    real, skipped, same = [], [], []
+    for path, reason in problems:
+        if reason.startswith("binary file (") and reason.endswith("not text"):
+            skipped.append((path, reason))
+        elif reason.startswith("same bytes as "):
+            same.append((path, reason))
+        else:
+            real.append((path, reason))
+    return real, skipped, same
 
 
 def _add(

@@ -130,9 +130,11 @@ class JobView:
             self._work_done()
             self._begin(event)
         elif isinstance(event, ReasoningChunk):
+            self._prefill_over()
             self.reasoning_chars += len(event.text)
             w.transcript.append_reasoning(event.text)
         elif isinstance(event, TextChunk):
+            self._prefill_over()
             self.text.append(event.text)
             w.transcript.append_text(event.text)
         elif isinstance(event, Meter):
@@ -202,6 +204,11 @@ class JobView:
             f"{title}: {p.done:,} of {p.total:,} {p.unit}" + (f" · {eta}" if eta else "")
         )
 
+    def _prefill_over(self) -> None:
+        """The answer streams: the prompt was read, so its progress line goes."""
+        if not self.w.work_label.isHidden():
+            self._work_done()
+
     def _work_done(self) -> None:
         self.w.work.hide()
         self.w.work_label.hide()
@@ -229,11 +236,13 @@ def quote_html(quote: QuoteView, view: SessionView | None) -> str:
         elif draft.line.prefill_tokens < rendered.prompt_tokens:
             parts.append("saved corpus state: starts at once")
     else:
-        if draft is not None:
-            parts.append(f"≥{draft.cache_hit:,} cached")
+        if draft is not None and draft.cache_hit > 0:
+            parts.append(f"at least {draft.cache_hit:,} cached")
+        elif draft is not None:
+            parts.append("no cache hit expected")
         parts.append(
-            f"<b>{format_money(plan.expected_usd)}</b> expected · "
-            f"{format_money(plan.worst_usd)} at most"
+            f"expected <b>{format_money(plan.expected_usd)}</b>, "
+            f"at most {format_money(plan.worst_usd)}"
         )
     if plan.priming is not None:
         parts.append("+ cache priming")
