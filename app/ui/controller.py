@@ -125,7 +125,7 @@ class Controller(QObject):
         """Open ``name``; ``create``: a new session (named ``name``, or after the time).
         Without ``create``, a name that no longer exists opens the most recent session."""
         ws = self.ws
-        if ws is None:
+        if ws is None or self.job is not None:  # never under a running job
             return
 
         def work() -> SessionView:
@@ -184,6 +184,12 @@ class Controller(QObject):
             lambda _r: self.refresh_documents(),
             self.error.emit,
         )
+
+    def renamed(self, new: str) -> None:
+        """The open session was renamed (the sessions dialog): follow it."""
+        self.session = new
+        QSettings().setValue("session/last", new)
+        self.refresh_sessions()
 
     # --- quotes -----------------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ Layout::
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -67,6 +68,7 @@ class MainWindow(QMainWindow):
         self.ws: Workspace | None = None
         self.view: SessionView | None = None
         self.pending_paths: list[str] = []
+        self.planning = False  # a question was sent and its plan is being made
         self.last_quote: QuoteView | None = None
 
         self._build_toolbar()
@@ -328,10 +330,16 @@ class MainWindow(QMainWindow):
         paths = [p for p in paths if p]
         if not paths:
             return
-        if self.controller.session is None or self.controller.busy:
-            self.pending_paths.extend(paths)
+        if self.controller.session is None or self.controller.busy or self.planning:
+            self.pending_paths.extend(paths)  # read once the question is on its way
             return
         self.controller.add_paths(paths)
+
+    def flush_pending(self) -> None:
+        """Read the files queued while a job ran or a question was being planned."""
+        if self.pending_paths and not self.controller.busy and not self.planning:
+            paths, self.pending_paths = self.pending_paths, []
+            self.add_paths(paths)
 
     def open_files(self) -> None:
         files, _ = QFileDialog.getOpenFileNames(self, "Add documents")
@@ -398,12 +406,28 @@ class MainWindow(QMainWindow):
             return ws.plan(name, question, backend=backend, mode=mode)
 
         self.composer.send.setEnabled(False)
+        self.planning = True
         self.tasks.run(
-            plan, lambda p: self._planned(question, p), lambda m: self._not_sent(question, m)
+            plan,
+            lambda p: self._planned(question, name, p),
+            lambda m: self._not_sent(question, m),
         )
 
-    def _planned(self, question: str, plan: Any) -> None:
+    def _planned(self, question: str, name: str, plan: Any) -> None:
+        self.planning = False
         self.composer.send.setEnabled(True)
+        try:
+            self._send_planned(question, name, plan)
+        finally:
+            self.flush_pending()
+
+    def _send_planned(self, question: str, name: str, plan: Any) -> None:
+        if self.controller.busy or self.controller.session != name:
+            # Something else started (or another session opened) while planning: the
+            # question stays in the box, never lost.
+            self.composer.restore(question)
+            self.show_notice("Your question was not sent (the session was busy); send it again.")
+            return
         view = self.view
         if view is not None and str(plan.mode) != view.mode:
             from app.core.pricing import format_money
@@ -433,9 +457,11 @@ class MainWindow(QMainWindow):
         self.controller.ask(plan, over_budget_ok=over_ok)
 
     def _not_sent(self, question: str, message: str) -> None:
+        self.planning = False
         self.composer.send.setEnabled(True)
         self.composer.restore(question)
         self.show_notice(message)
+        self.flush_pending()
 
     def review_last(self) -> None:
         answers = [m for m in self.transcript.messages() if m.is_answer and m.status == "complete"]
@@ -509,10 +535,29 @@ class MainWindow(QMainWindow):
             return
         from app.ui.sessions_dialog import SessionsDialog
 
+        if self.controller.busy:
+            return
         dialog = SessionsDialog(self.ws, self.tasks, self)
         dialog.openSession.connect(self.controller.open_session)
+        dialog.sessionRenamed.connect(self._session_renamed)
+        dialog.sessionDeleted.connect(self._session_deleted)
         dialog.finished.connect(lambda _r: self.controller.refresh_sessions())
         dialog.open()
+
+    def _session_renamed(self, old: str, new: str) -> None:
+        """The open session renamed: the window follows it to its new name."""
+        if old == self.controller.session:
+            self.controller.renamed(new)
+            if self.view is not None:
+                self.view = dataclasses.replace(self.view, name=new)
+            self.setWindowTitle(f"{new} — Lectern")
+
+    def _session_deleted(self, name: str) -> None:
+        """The open session deleted: open the most recent one left (or a new one)."""
+        if name == self.controller.session:
+            self.controller.session = None
+            self.transcript.clear()
+            self.controller.open_session(None)
 
     def open_settings(self, section: str = "") -> None:
         from app.ui.settings_dialog import SettingsDialog

@@ -69,6 +69,11 @@ class JobView:
         w.library.add_folder.setEnabled(False)
         w.review_action.setEnabled(False)
         w.sessions_box.setEnabled(False)
+        # Nothing that changes the session while it works: no new or other session, no
+        # rename or delete, no include/exclude, no settings reload under the answer.
+        w.new_action.setEnabled(False)
+        w.manage_action.setEnabled(False)
+        w.library.tree.setEnabled(False)
         if kind == "read":
             w.library.reading(0, 0, 0, None, "")
         else:
@@ -81,6 +86,9 @@ class JobView:
         w.library.add_folder.setEnabled(True)
         w.review_action.setEnabled(True)
         w.sessions_box.setEnabled(True)
+        w.new_action.setEnabled(True)
+        w.manage_action.setEnabled(True)
+        w.library.tree.setEnabled(True)
         w.library.reading_done()
         self._work_done()
         if self.live_role:  # the job failed before its answer ended
@@ -101,9 +109,7 @@ class JobView:
         self.question = ""
         if kind != "read" or error is not None:  # read: the new documents' rows ask for it
             w.request_quote()  # (twice would plan the whole corpus twice, under the rebuild)
-        if w.pending_paths and not w.controller.busy:
-            paths, w.pending_paths = w.pending_paths, []
-            w.add_paths(paths)
+        w.flush_pending()
 
     def _read_ended(self, outcome: Any, error: str | None) -> None:
         w = self.w
