@@ -43,6 +43,8 @@ from PySide6.QtWidgets import (
 )
 
 from app.ui.records import DocRow
+from app.ui.safe import plain
+from app.ui.safe import tip as safe_tip
 
 ID_ROLE = Qt.ItemDataRole.UserRole + 1  # a file's document id; folders hold none
 PATH_ROLE = Qt.ItemDataRole.UserRole + 2
@@ -122,6 +124,7 @@ class LibraryPanel(QWidget):
         self.progress.setTextVisible(False)
         self.progress.setMaximumHeight(6)
         self.progress_label = QLabel()
+        plain(self.progress_label)  # file names: text, never HTML
         self.progress_label.setObjectName("muted")
         self.stop_button = QPushButton("Stop")
         prow = QHBoxLayout()
@@ -243,7 +246,7 @@ class LibraryPanel(QWidget):
         if row.path in self.cited:
             tip.append("Cited by the last answer")
         tip.extend(row.notes)
-        item.setToolTip("\n".join(tip))
+        item.setToolTip(safe_tip("\n".join(tip)))
         kind = _cell(_kind_name(row.kind))
         tokens = _cell(f"{row.tokens:,}")
         tokens.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
@@ -386,7 +389,7 @@ class LibraryPanel(QWidget):
         for line in quiet:
             item = QListWidgetItem(line, self.problems)
             item.setForeground(self.palette().color(QPalette.ColorRole.PlaceholderText))
-            item.setToolTip("\n".join(f"{p}: {r}" for p, r in (skipped + same)[:40]))
+            item.setToolTip(safe_tip("\n".join(f"{p}: {r}" for p, r in (skipped + same)[:40])))
         if note:
             self.problems.addItem(note)
         self.problems.setVisible(bool(problems) or bool(note))

@@ -42,6 +42,7 @@ from app.ui.context_map import ContextMap
 from app.ui.controller import Controller, QuoteView, SessionView
 from app.ui.library import LibraryPanel, local_paths
 from app.ui.meters import MeterBar
+from app.ui.safe import plain
 from app.ui.tasks import Tasks
 from app.ui.window_events import JobView
 
@@ -78,6 +79,7 @@ class MainWindow(QMainWindow):
         self.notice = QLabel()
         self.notice.setObjectName("notice")
         self.notice.setWordWrap(True)
+        plain(self.notice)  # server errors and file names: text, never HTML
         self.notice.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.notice.hide()
         chat_page = QWidget()
@@ -106,6 +108,7 @@ class MainWindow(QMainWindow):
         self.work.setTextVisible(False)
         self.work_label = QLabel()
         self.work_label.setObjectName("muted")
+        plain(self.work_label)
         self.work.hide()
         self.work_label.hide()
         footer = QWidget()

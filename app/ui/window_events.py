@@ -154,7 +154,7 @@ class JobView:
         elif isinstance(event, AnswerEnded):
             self._end(event)
         elif isinstance(event, Status):
-            w.composer.set_quote(event.text)
+            w.composer.set_quote(_escape(event.text))  # the quote line is rich text
 
     def _begin(self, e: AnswerStarted) -> None:
         w = self.w

@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.ui.safe import tip as safe_tip
 from app.ui.viewer.document import (
     RENDERED_KINDS,
     CitationTarget,
@@ -330,7 +331,7 @@ class SourceViewer(QWidget):
         name = path.rsplit("/", 1)[-1] if path else "No source open"
         folder = path.rsplit("/", 1)[0] + "/" if "/" in path else ""
         self.title.setText(name)
-        self.title.setToolTip(doc.source if doc else path)
+        self.title.setToolTip(safe_tip(doc.source if doc else path))
         self.folder.setText(folder)
         self.folder.setVisible(bool(folder))
         kind = (doc.language or doc.kind) if doc else ""
