@@ -312,16 +312,48 @@ class MainWindow(QMainWindow):
 
     def _use_model_file(self, path: str) -> None:
         """A GGUF file or an MLX folder becomes the backend that answers (saved to the
-        config file the CLI reads too), then the workspace reloads."""
+        config file the CLI reads too), then the workspace reloads. A backend already
+        named ``local`` is replaced only when the user says so; else the new one gets a
+        free name."""
+        from app.core.config import config_path, read_toml
+
+        target = config_path()
+        self.tasks.run(
+            lambda: read_toml(target) if target.exists() else {},
+            lambda doc: self._place_model_file(path, target, doc),
+            self.show_notice,
+        )
+
+    def _place_model_file(self, path: str, target: Any, doc: dict[str, Any]) -> None:
+        from app.ui.settings_form import free_name
+
+        kind = "mlx" if not path.lower().endswith(".gguf") else "llama_cpp"
+        backends = doc.setdefault("backends", {})
+        name = "local"
+        old = backends.get(name)
+        if isinstance(old, dict) and old.get("model_path") != path:
+            spare = free_name("local", backends)
+            asked = QMessageBox.question(
+                self,
+                "Replace a backend?",
+                f"Your config already has a backend named local (model "
+                f"{old.get('model_path') or old.get('base_url') or 'unknown'}). Replace it "
+                f"with {path}?\n\nNo keeps it and adds this model as {spare}.",
+                QMessageBox.StandardButton.Yes
+                | QMessageBox.StandardButton.No
+                | QMessageBox.StandardButton.Cancel,
+                QMessageBox.StandardButton.No,
+            )
+            if asked == QMessageBox.StandardButton.Cancel:
+                return
+            if asked != QMessageBox.StandardButton.Yes:
+                name = spare
+        backends[name] = {"kind": kind, "model_path": path}
+        doc.setdefault("cascade", {})["draft"] = name
 
         def save() -> None:
-            from app.core.config import config_path, read_toml, save_config_table
+            from app.core.config import save_config_table
 
-            target = config_path()
-            doc = read_toml(target) if target.exists() else {}
-            kind = "mlx" if not path.lower().endswith(".gguf") else "llama_cpp"
-            doc.setdefault("backends", {})["local"] = {"kind": kind, "model_path": path}
-            doc.setdefault("cascade", {})["draft"] = "local"
             save_config_table(target, doc)
 
         self.tasks.run(save, lambda _r: self._model_saved(), self.show_notice)

@@ -107,3 +107,45 @@ def test_renaming_or_deleting_the_open_session_moves_the_window_with_it(
     qtbot.waitUntil(lambda: window.controller.session not in (None, "Renamed"), timeout=WAIT)
     assert list(window.transcript.messages()) == []  # a fresh session
     dialog.close()
+
+
+@pytest.mark.parametrize(("answer", "kept"), [("No", True), ("Yes", False)])
+def test_using_a_model_file_never_replaces_a_backend_without_asking(
+    qtbot: QtBot,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    server: Any,
+    answer: str,
+    kept: bool,
+) -> None:
+    import tomllib
+
+    from PySide6.QtWidgets import QMessageBox
+
+    old = tmp_path / "old.gguf"
+    extra = f'\n# my own local model\n[backends.local]\nkind = "llama_cpp"\nmodel_path = "{old}"\n'
+    window: Any = open_window(qtbot, tmp_path, monkeypatch, server, extra=extra)
+    asked: list[str] = []
+
+    def question(_parent: Any, _title: str, text: str, *_args: Any) -> Any:
+        asked.append(text)
+        return getattr(QMessageBox.StandardButton, answer)
+
+    monkeypatch.setattr(QMessageBox, "question", question)  # the user's click
+    new = tmp_path / "new.gguf"
+    config = tmp_path / "config.toml"
+    before = config.stat().st_mtime_ns
+    window._use_model_file(str(new))
+    qtbot.waitUntil(lambda: config.stat().st_mtime_ns != before, timeout=WAIT)
+    assert asked and str(old) in asked[0]
+    saved = tomllib.loads(config.read_text(encoding="utf-8"))
+    assert "# my own local model" in config.read_text(encoding="utf-8")
+    backends = saved["backends"]
+    if kept:
+        assert backends["local"]["model_path"] == str(old)
+        assert backends["local-2"]["model_path"] == str(new)
+        assert saved["cascade"]["draft"] == "local-2"
+    else:
+        assert backends["local"]["model_path"] == str(new) and "local-2" not in backends
+        assert saved["cascade"]["draft"] == "local"
+    qtbot.waitUntil(lambda: not window.controller.busy, timeout=WAIT)
