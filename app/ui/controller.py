@@ -147,6 +147,8 @@ class Controller(QObject):
             )
 
         def done(view: SessionView) -> None:
+            if self.job is not None:  # a job started meanwhile: its session stays open
+                return
             self.session = view.name
             QSettings().setValue("session/last", view.name)
             self.sessionLoaded.emit(view)

@@ -208,7 +208,7 @@ class MainWindow(QMainWindow):
         self.transcript.externalLinkClicked.connect(self._external_link)
         self.transcript.reviewRequested.connect(self.review_message)
         self.sessions_box.activated.connect(self._session_picked)
-        self.new_action.triggered.connect(lambda: c.open_session(None, create=True))
+        self.new_action.triggered.connect(self.new_session)
         self.manage_action.triggered.connect(self.manage_sessions)
         self.backend_box.activated.connect(lambda _i: self.request_quote())
         self.mode_box.activated.connect(lambda _i: self.request_quote())
@@ -256,7 +256,7 @@ class MainWindow(QMainWindow):
 
     def _session_picked(self, index: int) -> None:
         name = self.sessions_box.itemData(index)
-        if name and name != self.controller.session and not self.controller.busy:
+        if name and name != self.controller.session and not self.session_locked():
             self.controller.open_session(str(name))
 
     def _session_loaded(self, view: SessionView) -> None:
@@ -370,6 +370,19 @@ class MainWindow(QMainWindow):
             return
         self.controller.add_paths(paths)
 
+    def session_locked(self) -> bool:
+        """A job runs or a question is being planned: the session may not change."""
+        return self.controller.busy or self.planning
+
+    def lock_session(self, locked: bool) -> None:
+        """Turn off (or back on) whatever opens, creates, renames or deletes a session."""
+        for widget in (self.new_action, self.manage_action, self.sessions_box):
+            widget.setEnabled(not locked)
+
+    def new_session(self) -> None:
+        if not self.session_locked():
+            self.controller.open_session(None, create=True)
+
     def flush_pending(self) -> None:
         """Read the files queued while a job ran or a question was being planned."""
         if self.pending_paths and not self.controller.busy and not self.planning:
@@ -442,6 +455,7 @@ class MainWindow(QMainWindow):
 
         self.composer.send.setEnabled(False)
         self.planning = True
+        self.lock_session(True)  # no other session while the question is planned
         self.tasks.run(
             plan,
             lambda p: self._planned(question, name, p),
@@ -450,6 +464,7 @@ class MainWindow(QMainWindow):
 
     def _planned(self, question: str, name: str, plan: Any) -> None:
         self.planning = False
+        self.lock_session(self.controller.busy)
         self.composer.send.setEnabled(True)
         try:
             self._send_planned(question, name, plan)
@@ -493,6 +508,7 @@ class MainWindow(QMainWindow):
 
     def _not_sent(self, question: str, message: str) -> None:
         self.planning = False
+        self.lock_session(self.controller.busy)
         self.composer.send.setEnabled(True)
         self.composer.restore(question)
         self.show_notice(message)
@@ -570,7 +586,7 @@ class MainWindow(QMainWindow):
             return
         from app.ui.sessions_dialog import SessionsDialog
 
-        if self.controller.busy:
+        if self.session_locked():
             return
         dialog = SessionsDialog(self.ws, self.tasks, self)
         dialog.openSession.connect(self.controller.open_session)

@@ -68,11 +68,9 @@ class JobView:
         w.library.add_files.setEnabled(False)
         w.library.add_folder.setEnabled(False)
         w.review_action.setEnabled(False)
-        w.sessions_box.setEnabled(False)
         # Nothing that changes the session while it works: no new or other session, no
         # rename or delete, no include/exclude, no settings reload under the answer.
-        w.new_action.setEnabled(False)
-        w.manage_action.setEnabled(False)
+        w.lock_session(True)
         w.library.tree.setEnabled(False)
         if kind == "read":
             w.library.reading(0, 0, 0, None, "")
@@ -85,9 +83,7 @@ class JobView:
         w.library.add_files.setEnabled(True)
         w.library.add_folder.setEnabled(True)
         w.review_action.setEnabled(True)
-        w.sessions_box.setEnabled(True)
-        w.new_action.setEnabled(True)
-        w.manage_action.setEnabled(True)
+        w.lock_session(w.planning)
         w.library.tree.setEnabled(True)
         w.library.reading_done()
         self._work_done()

@@ -59,6 +59,27 @@ def test_a_read_started_while_a_question_is_planned_leaves_the_question_in_the_b
     assert "not sent" in window.notice.text()
 
 
+def test_new_clicked_between_send_and_its_plan_does_nothing_and_the_answer_streams(
+    qtbot: QtBot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, server: Any
+) -> None:
+    """Found by the state machine: New while the plan was made opened a new session under
+    the answer, whose transcript was then cleared mid-stream."""
+    window: Any = open_window(qtbot, tmp_path, monkeypatch, server)
+    add(qtbot, window, tmp_path)
+    name = window.controller.session
+    window.composer.edit.setPlainText("What is the cap?")
+    window.composer.send.click()
+    assert not window.new_action.isEnabled() and not window.sessions_box.isEnabled()
+    window.new_action.trigger()
+    window.new_session()
+    window.manage_sessions()
+    _, error = wait_job(qtbot, window, "ask")
+    assert error is None and window.controller.session == name
+    assert len(window.ws.sessions()) == 1
+    assert [m.role for m in window.transcript.messages()] == ["user", "draft"]
+    qtbot.waitUntil(window.new_action.isEnabled, timeout=WAIT)
+
+
 def test_new_open_rename_and_include_are_off_while_an_answer_streams(
     qtbot: QtBot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, server: Any
 ) -> None:
