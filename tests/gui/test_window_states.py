@@ -216,8 +216,8 @@ def test_random_clicks_keep_the_window_truthful(
     run_state_machine_as_test(
         machine,
         settings=settings(
-            max_examples=8,
-            stateful_step_count=25,
+            max_examples=12,
+            stateful_step_count=30,
             deadline=None,
             database=None,
             suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
