@@ -552,12 +552,13 @@ class MainWindow(QMainWindow):
 
             for doc in ws.session(name).current_documents():
                 if doc.path == path:
-                    return ViewerDocument.from_document(doc)
-            return None
+                    found = ViewerDocument.from_document(doc)
+                    return found, found.disk_state()  # reads and hashes: here, not on the UI
+            return None, None
 
-        self.tasks.run(find, lambda doc: self._show_source(citation, doc), self.show_notice)
+        self.tasks.run(find, lambda got: self._show_source(citation, *got), self.show_notice)
 
-    def _show_source(self, citation: dict[str, Any], doc: Any) -> None:
+    def _show_source(self, citation: dict[str, Any], doc: Any, disk: str | None = None) -> None:
         if self.viewer is None:
             from app.ui.viewer.widget import SourceViewer
 
@@ -567,7 +568,7 @@ class MainWindow(QMainWindow):
             total = sum(self.splitter.sizes())
             self.splitter.setSizes([int(total * 0.22), int(total * 0.43), int(total * 0.35)])
         self.viewer.show()
-        self.viewer.show_citation(citation, doc)
+        self.viewer.show_citation(citation, doc, disk_state=disk)
 
     def _external_link(self, url: QUrl) -> None:
         asked = QMessageBox.question(

@@ -51,6 +51,10 @@ _BANNER = {
 _GLYPH = {"info": "i", "warning": "!", "error": "!"}
 
 
+# ``show_citation(..., disk_state=UNCHECKED)``: the caller did not check the file on disk.
+UNCHECKED = object()
+
+
 class _Badge(QWidget):
     """A small filled circle with a glyph: drawn, so no font needs an emoji."""
 
@@ -229,12 +233,14 @@ class SourceViewer(QWidget):
         self,
         citation: Mapping[str, object] | CitationTarget,
         document: ViewerDocument | None,
+        disk_state: object = UNCHECKED,
     ) -> None:
         """Open the place ``citation`` names in ``document`` (None: no such document).
 
         ``citation``: ``dataclasses.asdict`` of an ``app.core.prompt.citations.Citation``
         (keys raw, path, resolved_path, kind "page" | "line", start, end, quote, valid,
-        reason, doc_start, doc_end) or a ``CitationTarget``.
+        reason, doc_start, doc_end) or a ``CitationTarget``. ``disk_state``: what
+        ``document.disk_state()`` gave on a worker thread (UNCHECKED: check it here).
         """
         target = (
             citation
@@ -253,7 +259,10 @@ class SourceViewer(QWidget):
             self._show_banner()
             return
         self._set_header(document, document.path)
-        disk = document.disk_state()
+        # The caller checked the file on a worker (hashing up to 4 MB is no job for
+        # the UI thread); checked here only when it did not.
+        disk = document.disk_state() if disk_state is UNCHECKED else disk_state
+        assert disk is None or isinstance(disk, str)
         if document.paged and document.kind in RENDERED_KINDS and disk is None:
             self._switch("page")
             self.page_pane.open(document, place.page or 1, place.quote_parts)
