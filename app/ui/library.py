@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import PurePosixPath
 from typing import Any
 
-from PySide6.QtCore import QMimeData, QModelIndex, QPoint, Qt, Signal
+from PySide6.QtCore import QMimeData, QModelIndex, QPoint, Qt, QTimer, Signal
 from PySide6.QtGui import (
     QAction,
     QPalette,
@@ -79,6 +79,7 @@ class LibraryPanel(QWidget):
         self._by_id: dict[int, DocRow] = {}
         self.cited: set[str] = set()
         self._building = False
+        self._generation = 0  # set_documents calls: a newer one supersedes a build under way
         self.setObjectName("library")
 
         title = QLabel("Library")
@@ -173,34 +174,69 @@ class LibraryPanel(QWidget):
     # --- contents ---------------------------------------------------------------------------
 
     def set_documents(self, rows: Sequence[DocRow]) -> None:
-        """Show ``rows`` as a tree (expansion kept where folders stay)."""
+        """Show ``rows`` as a tree (expansion kept where folders stay). A large library
+        is built ``BUILD_CHUNK`` files per event-loop turn, so the window never freezes
+        for it; a newer call supersedes a build still under way."""
         self.rows = tuple(rows)
         self._by_id = {r.id: r for r in self.rows}  # a linear lookup per file made this O(n²)
-        expanded = self._expanded_paths()
+        build = _Build(self._expanded_paths())
+        self._generation += 1
         self._building = True
         self.model.removeRows(0, self.model.rowCount())
-        folders: dict[str, QStandardItem] = {}
+        if len(self.rows) <= BUILD_CHUNK:
+            self._build_slice(build, 0, len(self.rows))
+            self._finish_build(build)
+        else:
+            self._build_step(self._generation, build, 0)
+
+    def _build_step(self, generation: int, build: _Build, start: int) -> None:
+        if generation != self._generation:  # superseded by a newer list
+            return
+        end = min(start + BUILD_CHUNK, len(self.rows))
+        self._build_slice(build, start, end)
+        if end < len(self.rows):
+            QTimer.singleShot(0, lambda: self._build_step(generation, build, end))
+        else:
+            self._finish_build(build)
+
+    def _build_slice(self, build: _Build, start: int, end: int) -> None:
         # Folders are filled before they join the model: one insertion for the view
         # per top-level row, not one per file (a third of the time for 3,000 files).
-        top: list[list[QStandardItem]] = []
-        for row in self.rows:
+        folders = build.folders
+        for row in self.rows[start:end]:
             parent: QStandardItem | None = None
             parts = PurePosixPath(row.path).parts
             for depth in range(len(parts) - 1):
                 key = "/".join(parts[: depth + 1])
-                item = folders.get(key)
-                if item is None:
-                    item = self._folder_item(parts[depth], key)
-                    _add(top, parent, [item, _cell(""), _cell("")])
-                    folders[key] = item
-                parent = item
-            _add(top, parent, self._file_items(row, parts[-1]))
+                entry = folders.get(key)
+                if entry is None:
+                    item, cell = self._folder_item(parts[depth], key), _cell("")
+                    cell.setTextAlignment(
+                        Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
+                    )
+                    _add(build.top, parent, [item, _cell(""), cell])
+                    entry = folders[key] = (item, cell, [0, 0, 0])  # tokens, in, out
+                sums = entry[2]
+                sums[0] += row.tokens if row.included else 0
+                sums[1 if row.included else 2] += 1
+                parent = entry[0]
+            _add(build.top, parent, self._file_items(row, parts[-1]))
+
+    def _finish_build(self, build: _Build) -> None:
         root = self.model.invisibleRootItem()
-        for cells in top:
+        for cells in build.top:
             root.appendRow(cells)
-        for key, item in folders.items():
-            self._sum_folder(item)
-            if key in expanded or len(folders) <= 12:
+        many = len(build.folders) <= 12
+        for key, (item, cell, (tokens, included, excluded)) in build.folders.items():
+            cell.setText(f"{tokens:,}")
+            item.setCheckState(
+                Qt.CheckState.Checked
+                if excluded == 0
+                else Qt.CheckState.Unchecked
+                if included == 0
+                else Qt.CheckState.PartiallyChecked
+            )
+            if many or key in build.expanded:
                 self.tree.setExpanded(item.index(), True)
         self._building = False
         self._fit_columns()
@@ -254,33 +290,6 @@ class LibraryPanel(QWidget):
             for cell in (item, kind, tokens):
                 cell.setForeground(self.palette().placeholderText())
         return [item, kind, tokens]
-
-    def _sum_folder(self, folder: QStandardItem) -> int:
-        total = 0
-        checked = unchecked = 0
-        for r in range(folder.rowCount()):
-            child = folder.child(r, 0)
-            if child.data(ID_ROLE) is None:
-                total += self._sum_folder(child)
-            else:
-                row = self._row(int(child.data(ID_ROLE)))
-                if row is not None and row.included:
-                    total += row.tokens
-            state = child.checkState()
-            checked += state == Qt.CheckState.Checked
-            unchecked += state == Qt.CheckState.Unchecked
-        if unchecked == 0:
-            folder.setCheckState(Qt.CheckState.Checked)
-        elif checked == 0:
-            folder.setCheckState(Qt.CheckState.Unchecked)
-        else:
-            folder.setCheckState(Qt.CheckState.PartiallyChecked)
-        parent = folder.parent() or self.model.invisibleRootItem()
-        cell = parent.child(folder.row(), 2)
-        if cell is not None:
-            cell.setText(f"{total:,}")
-            cell.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-        return total
 
     def _row(self, doc_id: int) -> DocRow | None:
         return self._by_id.get(doc_id)
@@ -437,6 +446,19 @@ class LibraryPanel(QWidget):
         menu.addSeparator()
         menu.addAction(local)
         menu.popup(self.tree.viewport().mapToGlobal(pos))
+
+
+BUILD_CHUNK = 300  # files per event-loop turn while a large library is listed
+
+
+class _Build:
+    """A library tree being built: its top-level rows, its folders and their sums."""
+
+    def __init__(self, expanded: set[str]) -> None:
+        self.expanded = expanded
+        self.top: list[list[QStandardItem]] = []
+        # key -> (folder item, its tokens cell, [tokens included, files in, files out])
+        self.folders: dict[str, tuple[QStandardItem, QStandardItem, list[int]]] = {}
 
 
 def problem_groups(

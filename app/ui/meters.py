@@ -83,7 +83,7 @@ class MeterBar(QWidget):
         self.message.setText(text)
         nothing_logged = m.prompt == 0 and m.completion == 0 and m.spend == 0 and not m.unknown
         if nothing_logged and meter.local_backend is False:
-            self.cost.setText("counted when the answer ends")  # the API bills on its usage
+            self.cost.setText("…")  # the API bills on the usage it reports at the end
         elif m.local:
             self.cost.setText("local: $0")
         else:
