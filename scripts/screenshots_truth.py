@@ -4,8 +4,9 @@ the context map, a code tree's problems list, and a Pro review without a verdict
 ``xvfb-run -a .venv/bin/python scripts/screenshots_truth.py`` (or offscreen). Like
 ``scripts/screenshots.py``: the real window, the sample code tree (plus a few PNGs)
 and contract, the DeepSeek fixture server; ``flash`` gets a small window so the
-corpus is over it. Saves ``over_window.png``, ``problems.png`` and
-``review_no_verdict.png`` into ``docs/screenshots/`` (``--out DIR`` elsewhere).
+corpus is over it. Saves ``over_window.png``, ``problems.png``,
+``after_exclude.png`` and ``review_no_verdict.png`` into ``docs/screenshots/``
+(``--out DIR`` elsewhere).
 """
 
 from __future__ import annotations
@@ -45,27 +46,38 @@ def main() -> int:
     paths = write_corpus(tmp / "corpus")
     static = paths[0] / "static"
     static.mkdir()
-    for name in ("logo.png", "favicon.png", "hero.png", "icon-192.png"):
-        (static / name).write_bytes(PNG + bytes(64))
+    for n, name in enumerate(("logo.png", "favicon.png", "hero.png", "icon-192.png")):
+        (static / name).write_bytes(PNG + bytes([n]) * 64)
     (paths[0] / "src" / "broken.py").write_bytes(b"def f():\n    return '\xff\xfe'\x00\n")
     with DeepSeekServer(cache_interval=None) as srv:
-        config = fixture_config(tmp / "config.toml", srv.base_url, cascade={"max_tries": 1})
+        config = fixture_config(
+            tmp / "config.toml",
+            srv.base_url,
+            cascade={"max_tries": 1, "escalate_on_failure": False},
+        )
         text = config.read_text().replace(
-            "read_timeout = 30", "read_timeout = 30\ncontext = 6000", 1
+            "read_timeout = 30", "read_timeout = 30\ncontext = 9000", 1
         )
         config.write_text(text)
         os.environ["LECTERN_CONFIG"] = str(config)
         srv.enqueue_reply(ANSWER, reasoning=REASONING, chunk_delay=0.002)
-        srv.enqueue_reply(NO_VERDICT, reasoning="Checking the draft against auth.py.")
+        # The review and its priming request run side by side: either may take either.
+        for _ in range(3):
+            srv.enqueue_reply(NO_VERDICT, reasoning="Checking the draft against auth.py.")
         return _drive(paths, args.out)
 
 
 def _drive(paths: list[Path], out: Path) -> int:
     from PySide6.QtCore import QTimer
-    from PySide6.QtWidgets import QApplication
+    from PySide6.QtWidgets import QApplication, QMessageBox
 
     from app.ui.main import build_window, make_app
 
+    def answer(_parent: Any, title: str, text: str, *_a: Any) -> Any:
+        print(f"asked: {title}: {text}", flush=True)  # a scripted user says yes
+        return QMessageBox.StandardButton.Yes
+
+    QMessageBox.question = answer  # type: ignore[assignment]
     app = make_app(sys.argv[:1])
     window: Any = build_window(app)
     window.resize(1440, 900)
@@ -83,6 +95,8 @@ def _drive(paths: list[Path], out: Path) -> int:
         window.add_paths([str(p) for p in paths])
 
     def ended(kind: str, outcome: Any, error: str | None) -> None:
+        if error:
+            print(f"{kind} failed: {error}", file=sys.stderr)
         if kind == "read":
             window.library.tree.expandAll()
             later(2500, over_window)
@@ -94,7 +108,11 @@ def _drive(paths: list[Path], out: Path) -> int:
     def over_window() -> None:
         shot("over_window")
         shot("problems", window.library)
-        window.backend_box.setCurrentIndex(window.backend_box.findData("pro"))
+        window.library.fit_button.click()  # "Exclude these": the next quote fits
+        later(3000, fitted)
+
+    def fitted() -> None:
+        shot("after_exclude")
         question = "Where is a request authenticated?"
         window.composer.edit.setPlainText(question)
         later(600, lambda: window.send(question))
@@ -105,6 +123,8 @@ def _drive(paths: list[Path], out: Path) -> int:
 
     window.ready.connect(ready)
     window.controller.jobEnded.connect(ended)
+    window.controller.jobStarted.connect(lambda kind: print(f"started {kind}", flush=True))
+    window.controller.error.connect(lambda text: print(f"error: {text}", flush=True))
     window.show()
     QTimer.singleShot(0, window.start)
     QTimer.singleShot(180_000, lambda: app.exit(2))

@@ -353,7 +353,8 @@ class LibraryPanel(QWidget):
             text += f" makes it fit ({fit.after_tokens:,} tokens in the prompt)."
             by_path = {r.path: r.id for r in self.rows}
             self._fit_ids = list(dict.fromkeys(by_path[f] for f in fit.exclude if f in by_path))
-            self.fit_button.setText(f"Exclude these ({len(self._fit_ids)} files)")
+            n = len(self._fit_ids)
+            self.fit_button.setText(f"Exclude {'this file' if n == 1 else f'these ({n:,} files)'}")
             self.fit_button.show()
         else:
             text += "even without every document the conversation does not fit: start a new "

@@ -183,7 +183,7 @@ class JobView:
             w.transcript.finish_live(status, text, ())
             v = self.verdict
             verdict = v.verdict if v is not None else None
-            shown = (v.corrected if v is not None else "") or text
+            shown = (v.corrected if v is not None else "") or text or "*Pro's reply had no text.*"
             cites = v.citations if v is not None else ()
             w.transcript.add_review(self.review_of, verdict, shown, cites, self.review_label)
         else:
