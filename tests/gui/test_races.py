@@ -170,3 +170,6 @@ def test_using_a_model_file_never_replaces_a_backend_without_asking(
         assert backends["local"]["model_path"] == str(new) and "local-2" not in backends
         assert saved["cascade"]["draft"] == "local"
     qtbot.waitUntil(lambda: not window.controller.busy, timeout=WAIT)
+    from PySide6.QtCore import QSettings
+
+    QSettings().remove("firstRun/demoAccepted")  # saving a model accepted the first run
