@@ -39,9 +39,9 @@ class PeakHours:
 
 @dataclass(frozen=True)
 class Price:
-    """USD per 1M tokens, applying from ``since`` (UTC midnight)."""
+    """USD per 1M tokens, applying from ``since`` (a UTC moment; a bare date is its midnight)."""
 
-    since: dt.date
+    since: dt.datetime
     cache_hit: Decimal
     cache_miss: Decimal
     output: Decimal
@@ -57,13 +57,16 @@ class Profile:
     context: int
     max_output: int
     prices: tuple[Price, ...] = field(default_factory=tuple)
+    # (from, profile id): from that moment DeepSeek serves and bills this id as that profile
+    served: tuple[tuple[dt.datetime, str], ...] = ()
+    served_as: str | None = None  # the profile now serving this id (after ``resolve_served``)
 
     def price_at(self, when: dt.datetime) -> Price | None:
         """The price in force at ``when``, or None when unknown."""
-        day = when.astimezone(dt.UTC).date()
+        moment = _as_utc(when)
         current: Price | None = None
         for price in sorted(self.prices, key=lambda p: p.since):
-            if price.since <= day:
+            if price.since <= moment:
                 current = price
         return current
 
@@ -71,6 +74,24 @@ class Profile:
     def estimated_tokens(self) -> bool:
         """True when Lectern's count for this model is an estimate."""
         return self.family in ("deepseek-v41", "generic")
+
+
+def _as_utc(when: dt.datetime) -> dt.datetime:
+    return when.replace(tzinfo=dt.UTC) if when.tzinfo is None else when.astimezone(dt.UTC)
+
+
+def _moment(value: Any, where: str) -> dt.datetime:
+    """A TOML date or datetime as a UTC moment (a date is its UTC midnight)."""
+    if isinstance(value, str):
+        try:
+            value = dt.datetime.fromisoformat(value)
+        except ValueError:
+            raise ProfileError(f"{where}: expected a date like 2026-04-26") from None
+    if isinstance(value, dt.datetime):
+        return _as_utc(value)
+    if isinstance(value, dt.date):
+        return dt.datetime(value.year, value.month, value.day, tzinfo=dt.UTC)
+    raise ProfileError(f"{where}: expected a date like 2026-04-26 or 2026-09-10T04:00:00Z")
 
 
 def _decimal(value: Any, where: str) -> Decimal:
@@ -95,13 +116,7 @@ def _peak(raw: Mapping[str, Any], where: str) -> PeakHours:
 
 
 def _price(raw: Mapping[str, Any], where: str) -> Price:
-    since = raw.get("from", dt.date(1970, 1, 1))
-    if isinstance(since, dt.datetime):
-        since = since.date()
-    if isinstance(since, str):
-        since = dt.date.fromisoformat(since)
-    if not isinstance(since, dt.date):
-        raise ProfileError(f"{where}.from: expected a date like 2026-04-26")
+    since = _moment(raw.get("from", dt.date(1970, 1, 1)), f"{where}.from")
     peak = raw.get("peak")
     return Price(
         since=since,
@@ -136,6 +151,14 @@ def profile_from_mapping(pid: str, raw: Mapping[str, Any], base: Profile | None 
         changes["prices"] = tuple(
             _price(p, f"{where}.prices[{i}]") for i, p in enumerate(raw["prices"])
         )
+    if "served" in raw:
+        served = []
+        for i, entry in enumerate(raw["served"]):
+            at = f"{where}.served[{i}]"
+            if not isinstance(entry, Mapping) or not isinstance(entry.get("by"), str):
+                raise ProfileError(f'{at}: expected {{ from = 2026-09-10T04:00:00Z, by = "id" }}')
+            served.append((_moment(entry.get("from"), f"{at}.from"), entry["by"]))
+        changes["served"] = tuple(sorted(served))
     short = {k: raw[k] for k in ("price_cache_hit", "price_cache_miss", "price_output") if k in raw}
     if short:
         if len(short) != 3:
@@ -161,9 +184,13 @@ def profile_from_mapping(pid: str, raw: Mapping[str, Any], base: Profile | None 
 
 
 def load_profiles(
-    path: Path | None = None, overrides: Mapping[str, Mapping[str, Any]] | None = None
+    path: Path | None = None,
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
+    *,
+    at: dt.datetime | None = None,
 ) -> dict[str, Profile]:
-    """Profiles from ``resources/models.toml``, with the user's overrides applied."""
+    """Profiles from ``resources/models.toml``, with the user's overrides applied, and
+    every id DeepSeek now serves with another model resolved at ``at`` (default: now)."""
     if path is None:
         path = DEFAULT_MODELS_TOML
     with path.open("rb") as fh:
@@ -173,4 +200,52 @@ def load_profiles(
     }
     for pid, raw in (overrides or {}).items():
         profiles[pid] = profile_from_mapping(pid, raw, profiles.get(pid))
-    return profiles
+    moment = _as_utc(at or dt.datetime.now(dt.UTC))
+    out = {pid: resolve_served(prof, profiles, moment) for pid, prof in profiles.items()}
+    for pid, raw in (overrides or {}).items():
+        if "prices" in raw or "price_output" in raw:  # the user's own prices stand
+            out[pid] = replace(out[pid], prices=profiles[pid].prices)
+    return out
+
+
+def resolve_served(prof: Profile, profiles: Mapping[str, Profile], at: dt.datetime) -> Profile:
+    """``prof`` as DeepSeek serves it: its price timeline follows whatever model serves
+    the id at each moment (a request is billed as what answered it), and from the
+    latest switch before ``at`` it is rendered and counted as that model too."""
+    if not prof.served:
+        return prof
+    # The timeline of who serves the id: itself until the first switch.
+    spans: list[tuple[dt.datetime, Profile]] = [(dt.datetime.min.replace(tzinfo=dt.UTC), prof)]
+    for since, by in prof.served:
+        target = profiles.get(by)
+        if target is None:
+            raise ProfileError(f'profiles."{prof.id}".served: no profile named {by!r}')
+        spans.append((since, prof if by == prof.id else target))
+    prices: list[Price] = []
+    for i, (start, server) in enumerate(spans):
+        end = spans[i + 1][0] if i + 1 < len(spans) else None
+        own = sorted(server.prices, key=lambda p: p.since)
+        opening = server.price_at(start)
+        if opening is not None and opening.since < start:
+            prices.append(replace(opening, since=start))
+        prices.extend(p for p in own if p.since >= start and (end is None or p.since < end))
+    current = next(s for since, s in reversed(spans) if since <= at)
+    out = replace(prof, prices=tuple(prices))
+    if current is not prof:
+        out = replace(
+            out,
+            display=f"{current.display} (as {prof.id})",
+            family=current.family,
+            tier=current.tier,
+            context=current.context,
+            max_output=current.max_output,
+            served_as=current.id,
+        )
+    return out
+
+
+def price_table_as_of(path: Path | None = None) -> str:
+    """The date the bundled price table was last checked against DeepSeek's pricing page."""
+    with (path or DEFAULT_MODELS_TOML).open("rb") as fh:
+        value = tomllib.load(fh).get("as_of")
+    return str(value) if value is not None else "unknown"

@@ -58,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from app.core.workspace import WorkspaceError
     from backends.base import ThinkingMode
 
     ws = open_workspace(args)
@@ -68,6 +69,16 @@ def _run(args: argparse.Namespace) -> int:
         note(f"Session: {name} ({session.mode.value})")
         if args.paths:
             _add(ws, name, args)
+        if args.exclude:
+            try:
+                left_out = ws.exclude_paths(name, args.exclude)
+            except WorkspaceError as exc:
+                raise CommandError(exc.message, exc.code) from None
+            note(
+                f"Excluded {len(left_out):,} documents ({', '.join(left_out[:3])}"
+                + (", ..." if len(left_out) > 3 else "")
+                + ")."
+            )
         mode = None
         if wanted is not None and wanted is not session.mode:
             mode = _confirm_mode(ws, name, session.mode, wanted, args)

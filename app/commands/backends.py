@@ -58,8 +58,17 @@ def run(args: argparse.Namespace) -> int:
         found = _discover() if args.discover else []
     finally:
         pool.close()
+    from backends.profiles import price_table_as_of
+
+    as_of = price_table_as_of()
+    profiles = config.profiles()
+    for row in rows:
+        prof = profiles.get(row["profile"])
+        if prof is not None and prof.served_as is not None:
+            row["served_as"] = prof.served_as
     if args.json:
-        print(json.dumps({"backends": rows, "discovered": found, "demo": config.demo}, indent=2))
+        out = {"backends": rows, "discovered": found, "demo": config.demo, "prices_as_of": as_of}
+        print(json.dumps(out, indent=2))
         return 0
     if config.demo:
         print("No backends configured: the embedded demo model answers (see the README).")
@@ -70,12 +79,15 @@ def run(args: argparse.Namespace) -> int:
             f"{row['context']:>9,} tokens  {where}: {row['where']}"
         )
         print(line)
+        if "served_as" in row:
+            print(f"{'':<10} DeepSeek now serves and bills {row['profile']} as {row['served_as']}")
         if row["unavailable"]:
             print(f"{'':<10} cannot run: {row['unavailable']}")
         if "health" in row:
             print(f"{'':<10} {row['health']['message']}")
         if "memory" in row:
             print(f"{'':<10} {row['memory']['message']}")
+    print(f"Prices as of {as_of} (DeepSeek's pricing page; override in [profiles] of the config).")
     for endpoint in found:
         models = ", ".join(endpoint["models"]) or "no models listed"
         print(f"found {endpoint['kind']} at {endpoint['base_url']}: {models}")

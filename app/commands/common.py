@@ -62,6 +62,13 @@ def add_document_args(parser: argparse.ArgumentParser) -> None:
         metavar="PATH",
         help="read a file that would be skipped (path or glob; repeatable)",
     )
+    parser.add_argument(
+        "--exclude",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="leave this document out (path, folder or glob, as fit.exclude names it; repeatable)",
+    )
     parser.add_argument("--max-tokens", type=int, metavar="N", help="output cap per call")
     parser.add_argument("--budget-message", metavar="USD", help="cost cap for this question")
     parser.add_argument("--budget-session", metavar="USD", help="cost cap for the session")

@@ -139,11 +139,18 @@ class _Read:
 
 
 def _as_json(result: IngestResult, total: int) -> dict[str, Any]:
+    from app.core.prompt.corpus import block_tokens
+
     documents = []
-    for doc in result.documents:
+    costs = block_tokens(result.documents) if total else [d.block_tokens for d in result.documents]
+    for doc, cost in zip(result.documents, costs, strict=True):
         item: dict[str, Any] = {
             "path": doc.path,
             "kind": doc.kind,
+            # What it costs in the prompt (its rendered block): the figure that sums to
+            # total_tokens; text_tokens is the bare text, without anchors or markers.
+            "prompt_tokens": cost,
+            "text_tokens": doc.tokens,
             "tokens": doc.tokens,
             "block_tokens": doc.block_tokens,
             "sha256": doc.sha256,
@@ -183,14 +190,14 @@ def _print_report(result: IngestResult, total: int) -> None:
         table.add_column("Path", overflow="fold")
         table.add_column("Kind")
         table.add_column("Size", justify="right")
-        table.add_column("Tokens", justify="right")
-        table.add_column("In corpus", justify="right")
+        table.add_column("Prompt tokens", justify="right")
+        table.add_column("Text only", justify="right")
         for doc in result.documents:
             size = f"{doc.pages} pages" if doc.anchor == "page" else f"{doc.line_count()} lines"
             kind = f"{doc.kind} ({doc.language})" if doc.language else doc.kind
             # Text(): paths are shown as they are, never read as rich markup.
             table.add_row(
-                Text(doc.path), Text(kind), size, f"{doc.tokens:,}", f"{doc.block_tokens or 0:,}"
+                Text(doc.path), Text(kind), size, f"{doc.block_tokens or 0:,}", f"{doc.tokens:,}"
             )
         console.print(table)
         for doc in result.documents:

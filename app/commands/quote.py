@@ -66,6 +66,7 @@ def _run(args: argparse.Namespace) -> int:
                 mode=mode,
                 backend=args.backend,
                 review=args.review or None,
+                exclude=args.exclude,
                 sink=bars,
                 cancel=cancel,
             ),
@@ -96,7 +97,28 @@ def _run(args: argparse.Namespace) -> int:
             )
             if plan.budget is not None:
                 note(plan.budget.text)
+        _print_fit(quoted.fit)
     if quoted.refusal is not None:
         note(f"lectern: {quoted.refusal}")
         return 3
     return 0
+
+
+def _print_fit(fit: Any) -> None:
+    """Over the window: by how much, and what to leave out (checked on the rendered prompt)."""
+    if fit is None or fit.fits:
+        return
+    print(
+        f"Over {fit.backend}'s {fit.window:,}-token window by {fit.over:,} tokens "
+        f"({fit.prompt_tokens:,} in the prompt + {fit.reserved:,} for the answer)."
+    )
+    if fit.larger:
+        print(f"{', '.join(fit.larger)} holds the whole corpus: --backend {fit.larger[0]}.")
+    if fit.exclude:
+        print(
+            f"Leaving out {len(fit.exclude):,} documents makes it fit "
+            f"({fit.after_tokens:,} tokens): "
+            + " ".join(f"--exclude {s.path}" for s in fit.suggestions)
+        )
+    else:
+        print("Even without every document the conversation does not fit: start a new session.")

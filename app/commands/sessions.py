@@ -48,6 +48,7 @@ def run(args: argparse.Namespace) -> int:
                 "name": r.name,
                 "mode": r.mode,
                 "documents": r.documents,
+                "prompt_tokens": r.tokens,  # what its corpus costs in the prompt
                 "tokens": r.tokens,
                 "questions": r.questions,
                 "spend_usd": str(r.spend.total) if r.spend.priced else None,
@@ -72,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
         ("Name", "left"),
         ("Mode", "left"),
         ("Docs", "right"),
-        ("Tokens", "right"),
+        ("Prompt tokens", "right"),
         ("Questions", "right"),
         ("Spend", "right"),
         ("Updated", "left"),

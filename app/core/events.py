@@ -95,6 +95,9 @@ class Meter:
     tokens_per_second: float | None = None
     streamed_tokens: int = 0
     streaming: bool = False
+    # Whether the answering backend runs on this machine (None: unknown), so a message
+    # with no call logged yet is not shown as "local: $0" while the API streams.
+    local_backend: bool | None = None
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ list (``context_detail``); the main window builds it from a quote's plan.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 # Distinct hues, mid lightness: readable on light and dark backgrounds (no red: red is "over").
 FOLDER_COLOURS = (
@@ -41,6 +42,9 @@ class ContextMapData:
     conversation_tokens: int = 0
     reserved_tokens: int = 0
     entries: tuple[MapEntry, ...] = ()
+    # The checked exclusions (app.core.fit.FitSuggestion) measured on the rendered prompt;
+    # None: suggest from the entries.
+    suggestions: tuple[Any, ...] | None = None
 
     @property
     def corpus_tokens(self) -> int:

@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
 
 from app.core.fit import fit_suggestions
 from app.ui.context_data import CITED_COLOUR, FOLDER_COLOURS, OVER_COLOUR, ContextMapData, share
+from app.ui.safe import tip as safe_tip
 
 FRACTION_ROLE = Qt.ItemDataRole.UserRole + 3
 
@@ -157,8 +158,11 @@ class ContextDetailView(QTreeView):
             self.expand(model.index(0, 0))
 
     def _add_fit(self, root: QStandardItem, data: ContextMapData) -> None:
-        docs = [(e.label, e.tokens) for e in data.entries if not e.excluded]
-        found = fit_suggestions(docs, data.over)
+        if data.suggestions is not None:
+            found = list(data.suggestions)
+        else:
+            docs = [(e.label, e.tokens) for e in data.entries if not e.excluded]
+            found = fit_suggestions(docs, data.over)
         freed = sum(s.tokens for s in found)
         title = (
             f"To fit, exclude {len(found)} item{'s' if len(found) != 1 else ''} "
@@ -172,7 +176,8 @@ class ContextDetailView(QTreeView):
         for s in found:
             row = self._row(node[0], f"{s.path}  — {s.why}", s.tokens, data.window, len(s.files),
                             path=s.path)  # fmt: skip
-            row[0].setToolTip("\n".join(s.files[:40]) + ("\n…" if len(s.files) > 40 else ""))
+            files = "\n".join(s.files[:40]) + ("\n…" if len(s.files) > 40 else "")
+            row[0].setToolTip(safe_tip(files))
         for item in node:
             item.setForeground(QColor(OVER_COLOUR))
 
@@ -195,7 +200,7 @@ class ContextDetailView(QTreeView):
         ]
         items[0].setData(name.casefold(), self.SORT_ROLE)
         items[0].setData(path, self.PATH_ROLE)
-        items[0].setToolTip(path or name)
+        items[0].setToolTip(safe_tip(path or name))
         if window:
             items[2].setData(tokens / window, FRACTION_ROLE)
         for item, value in zip(items[1:], (tokens, tokens, files or 0), strict=True):

@@ -45,6 +45,7 @@ from app.ui.context_data import (
     share,
 )
 from app.ui.context_detail import ContextDetailView
+from app.ui.safe import tip as safe_tip
 
 __all__ = ["ContextDetailView", "ContextMap", "ContextMapBar", "ContextMapData", "MapEntry"]
 
@@ -258,7 +259,7 @@ class ContextMapBar(QWidget):
         if event.type() == QEvent.Type.ToolTip and isinstance(event, QHelpEvent):
             text = self.tooltip_at(QPointF(event.pos()))
             if text:
-                QToolTip.showText(event.globalPos(), text, self)
+                QToolTip.showText(event.globalPos(), safe_tip(text), self)
             else:
                 QToolTip.hideText()
                 event.ignore()

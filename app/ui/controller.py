@@ -51,6 +51,8 @@ class QuoteView:
     window: int = 0
     prompt_tokens: int = 0
     reserved: int = 0
+    conversation_tokens: int = 0  # the questions and answers only, never documents
+    fit: Any | None = None  # app.core.workspace.fitting.FitReport, when over the window
 
 
 class Controller(QObject):
@@ -123,7 +125,7 @@ class Controller(QObject):
         """Open ``name``; ``create``: a new session (named ``name``, or after the time).
         Without ``create``, a name that no longer exists opens the most recent session."""
         ws = self.ws
-        if ws is None:
+        if ws is None or self.job is not None:  # never under a running job
             return
 
         def work() -> SessionView:
@@ -145,6 +147,8 @@ class Controller(QObject):
             )
 
         def done(view: SessionView) -> None:
+            if self.job is not None:  # a job started meanwhile: its session stays open
+                return
             self.session = view.name
             QSettings().setValue("session/last", view.name)
             self.sessionLoaded.emit(view)
@@ -183,6 +187,12 @@ class Controller(QObject):
             self.error.emit,
         )
 
+    def renamed(self, new: str) -> None:
+        """The open session was renamed (the sessions dialog): follow it."""
+        self.session = new
+        QSettings().setValue("session/last", new)
+        self.refresh_sessions()
+
     # --- quotes -----------------------------------------------------------------------------
 
     def quote(self, question: str, backend: str | None, mode: ThinkingMode | None) -> None:
@@ -201,6 +211,8 @@ class Controller(QObject):
                 plan = ws.plan(name, text, backend=backend, mode=mode)
             except WorkspaceError as exc:
                 return refused_view(ws, name, question, text, backend, mode, exc.message, system)
+            from app.core.workspace.fitting import conversation_only
+
             spec = plan.route.spec
             return QuoteView(
                 question,
@@ -210,6 +222,7 @@ class Controller(QObject):
                 window=spec.context,
                 prompt_tokens=plan.rendered.prompt_tokens,
                 reserved=plan.max_tokens,
+                conversation_tokens=conversation_only(plan.snapshot.conversation, plan.rendered),
             )
 
         self.tasks.run(work, self.quoteReady.emit, self.error.emit, key="quote")
@@ -315,22 +328,20 @@ def refused_view(  # noqa: PLR0917 (the quote's inputs, in order)
         quoted = ws.quote(name, text, mode=mode, backend=backend)
     except WorkspaceError:
         return QuoteView(question, None, message, system)
-    wanted = backend or ws.wiring.router.settings.draft or ""
-    line = next(
-        (c.line for c in quoted.candidates if c.backend == wanted and c.line is not None), None
-    )
-    if line is None:
+    fit = quoted.fit
+    if fit is None:
         return QuoteView(question, None, message, system)
-    spec = ws.wiring.router.specs[wanted]
     return QuoteView(
         question,
         None,
         message,
         system,
-        backend=spec.name,
-        window=spec.context,
-        prompt_tokens=line.prompt_tokens,
-        reserved=line.output_worst,
+        backend=fit.backend,
+        window=fit.window,
+        prompt_tokens=fit.prompt_tokens,
+        reserved=fit.reserved,
+        conversation_tokens=fit.conversation_tokens,
+        fit=fit,
     )
 
 

@@ -14,12 +14,15 @@ Files and folders dropped here reach the window, which takes drops anywhere
 
 from __future__ import annotations
 
+import html
 from collections.abc import Sequence
 from pathlib import PurePosixPath
+from typing import Any
 
-from PySide6.QtCore import QMimeData, QModelIndex, QPoint, Qt, Signal
+from PySide6.QtCore import QMimeData, QModelIndex, QPoint, Qt, QTimer, Signal
 from PySide6.QtGui import (
     QAction,
+    QPalette,
     QStandardItem,
     QStandardItemModel,
 )
@@ -29,6 +32,7 @@ from PySide6.QtWidgets import (
     QHeaderView,
     QLabel,
     QListWidget,
+    QListWidgetItem,
     QMenu,
     QProgressBar,
     QPushButton,
@@ -39,6 +43,8 @@ from PySide6.QtWidgets import (
 )
 
 from app.ui.records import DocRow
+from app.ui.safe import plain
+from app.ui.safe import tip as safe_tip
 
 ID_ROLE = Qt.ItemDataRole.UserRole + 1  # a file's document id; folders hold none
 PATH_ROLE = Qt.ItemDataRole.UserRole + 2
@@ -73,6 +79,7 @@ class LibraryPanel(QWidget):
         self._by_id: dict[int, DocRow] = {}
         self.cited: set[str] = set()
         self._building = False
+        self._generation = 0  # set_documents calls: a newer one supersedes a build under way
         self.setObjectName("library")
 
         title = QLabel("Library")
@@ -118,6 +125,7 @@ class LibraryPanel(QWidget):
         self.progress.setTextVisible(False)
         self.progress.setMaximumHeight(6)
         self.progress_label = QLabel()
+        plain(self.progress_label)  # file names: text, never HTML
         self.progress_label.setObjectName("muted")
         self.stop_button = QPushButton("Stop")
         prow = QHBoxLayout()
@@ -166,34 +174,69 @@ class LibraryPanel(QWidget):
     # --- contents ---------------------------------------------------------------------------
 
     def set_documents(self, rows: Sequence[DocRow]) -> None:
-        """Show ``rows`` as a tree (expansion kept where folders stay)."""
+        """Show ``rows`` as a tree (expansion kept where folders stay). A large library
+        is built ``BUILD_CHUNK`` files per event-loop turn, so the window never freezes
+        for it; a newer call supersedes a build still under way."""
         self.rows = tuple(rows)
         self._by_id = {r.id: r for r in self.rows}  # a linear lookup per file made this O(n²)
-        expanded = self._expanded_paths()
+        build = _Build(self._expanded_paths())
+        self._generation += 1
         self._building = True
         self.model.removeRows(0, self.model.rowCount())
-        folders: dict[str, QStandardItem] = {}
+        if len(self.rows) <= BUILD_CHUNK:
+            self._build_slice(build, 0, len(self.rows))
+            self._finish_build(build)
+        else:
+            self._build_step(self._generation, build, 0)
+
+    def _build_step(self, generation: int, build: _Build, start: int) -> None:
+        if generation != self._generation:  # superseded by a newer list
+            return
+        end = min(start + BUILD_CHUNK, len(self.rows))
+        self._build_slice(build, start, end)
+        if end < len(self.rows):
+            QTimer.singleShot(0, lambda: self._build_step(generation, build, end))
+        else:
+            self._finish_build(build)
+
+    def _build_slice(self, build: _Build, start: int, end: int) -> None:
         # Folders are filled before they join the model: one insertion for the view
         # per top-level row, not one per file (a third of the time for 3,000 files).
-        top: list[list[QStandardItem]] = []
-        for row in self.rows:
+        folders = build.folders
+        for row in self.rows[start:end]:
             parent: QStandardItem | None = None
             parts = PurePosixPath(row.path).parts
             for depth in range(len(parts) - 1):
                 key = "/".join(parts[: depth + 1])
-                item = folders.get(key)
-                if item is None:
-                    item = self._folder_item(parts[depth], key)
-                    _add(top, parent, [item, _cell(""), _cell("")])
-                    folders[key] = item
-                parent = item
-            _add(top, parent, self._file_items(row, parts[-1]))
+                entry = folders.get(key)
+                if entry is None:
+                    item, cell = self._folder_item(parts[depth], key), _cell("")
+                    cell.setTextAlignment(
+                        Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
+                    )
+                    _add(build.top, parent, [item, _cell(""), cell])
+                    entry = folders[key] = (item, cell, [0, 0, 0])  # tokens, in, out
+                sums = entry[2]
+                sums[0] += row.tokens if row.included else 0
+                sums[1 if row.included else 2] += 1
+                parent = entry[0]
+            _add(build.top, parent, self._file_items(row, parts[-1]))
+
+    def _finish_build(self, build: _Build) -> None:
         root = self.model.invisibleRootItem()
-        for cells in top:
+        for cells in build.top:
             root.appendRow(cells)
-        for key, item in folders.items():
-            self._sum_folder(item)
-            if key in expanded or len(folders) <= 12:
+        many = len(build.folders) <= 12
+        for key, (item, cell, (tokens, included, excluded)) in build.folders.items():
+            cell.setText(f"{tokens:,}")
+            item.setCheckState(
+                Qt.CheckState.Checked
+                if excluded == 0
+                else Qt.CheckState.Unchecked
+                if included == 0
+                else Qt.CheckState.PartiallyChecked
+            )
+            if many or key in build.expanded:
                 self.tree.setExpanded(item.index(), True)
         self._building = False
         self._fit_columns()
@@ -239,7 +282,7 @@ class LibraryPanel(QWidget):
         if row.path in self.cited:
             tip.append("Cited by the last answer")
         tip.extend(row.notes)
-        item.setToolTip("\n".join(tip))
+        item.setToolTip(safe_tip("\n".join(tip)))
         kind = _cell(_kind_name(row.kind))
         tokens = _cell(f"{row.tokens:,}")
         tokens.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
@@ -247,33 +290,6 @@ class LibraryPanel(QWidget):
             for cell in (item, kind, tokens):
                 cell.setForeground(self.palette().placeholderText())
         return [item, kind, tokens]
-
-    def _sum_folder(self, folder: QStandardItem) -> int:
-        total = 0
-        checked = unchecked = 0
-        for r in range(folder.rowCount()):
-            child = folder.child(r, 0)
-            if child.data(ID_ROLE) is None:
-                total += self._sum_folder(child)
-            else:
-                row = self._row(int(child.data(ID_ROLE)))
-                if row is not None and row.included:
-                    total += row.tokens
-            state = child.checkState()
-            checked += state == Qt.CheckState.Checked
-            unchecked += state == Qt.CheckState.Unchecked
-        if unchecked == 0:
-            folder.setCheckState(Qt.CheckState.Checked)
-        elif checked == 0:
-            folder.setCheckState(Qt.CheckState.Unchecked)
-        else:
-            folder.setCheckState(Qt.CheckState.PartiallyChecked)
-        parent = folder.parent() or self.model.invisibleRootItem()
-        cell = parent.child(folder.row(), 2)
-        if cell is not None:
-            cell.setText(f"{total:,}")
-            cell.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-        return total
 
     def _row(self, doc_id: int) -> DocRow | None:
         return self._by_id.get(doc_id)
@@ -313,26 +329,32 @@ class LibraryPanel(QWidget):
 
     # --- fit --------------------------------------------------------------------------------
 
-    def show_fit(self, over: int, window: int, backend: str) -> None:
-        """Over ``window`` by ``over`` tokens: say so and offer exclusions that fit."""
-        if over <= 0:
+    def show_fit(self, fit: Any | None) -> None:
+        """Over the window (``fit``: a ``FitReport`` measured on the rendered prompt): say
+        by how much, name a backend that holds it all, and offer exclusions that fit."""
+        if fit is None or fit.fits:
             self.fit.hide()
             self.fit_button.hide()
             return
-        from app.core.fit import fit_suggestions
-
-        docs = [(r.path, r.tokens) for r in self.rows if r.included]
-        found = fit_suggestions(docs, over)
         text = (
-            f"<b>Over {backend}'s window by {over:,} tokens</b> ({window:,} tokens). "
-            "Nothing is cut without you: "
+            f"<b>Over {html.escape(fit.backend)}'s window by {fit.over:,} tokens</b> "
+            f"({fit.window:,} tokens). Nothing is cut without you: "
         )
-        if found:
-            picks = ", ".join(f"<b>{s.path}</b> ({s.tokens:,}, {s.why})" for s in found[:4])
-            text += f"excluding {picks} makes it fit."
+        if fit.larger:
+            names = ", ".join(f"<b>{html.escape(n)}</b>" for n in fit.larger)
+            text += f"{names} holds the whole corpus (pick it above); or "
+        if fit.suggestions:
+            picks = ", ".join(
+                f"<b>{html.escape(s.path)}</b> ({s.tokens:,}, {html.escape(s.why)})"
+                for s in fit.suggestions[:4]
+            )
+            more = len(fit.suggestions) - 4
+            text += f"excluding {picks}" + (f" and {more} more" if more > 0 else "")
+            text += f" makes it fit ({fit.after_tokens:,} tokens in the prompt)."
             by_path = {r.path: r.id for r in self.rows}
-            self._fit_ids = [by_path[f] for s in found for f in s.files if f in by_path]
-            self.fit_button.setText(f"Exclude these ({len(self._fit_ids)} files)")
+            self._fit_ids = list(dict.fromkeys(by_path[f] for f in fit.exclude if f in by_path))
+            n = len(self._fit_ids)
+            self.fit_button.setText(f"Exclude {'this file' if n == 1 else f'these ({n:,} files)'}")
             self.fit_button.show()
         else:
             text += "even without every document the conversation does not fit: start a new "
@@ -357,9 +379,27 @@ class LibraryPanel(QWidget):
         self.progress_box.hide()
 
     def show_problems(self, problems: Sequence[tuple[str, str]], note: str = "") -> None:
+        """Real problems first (⚠, one line each); then, quietly, one line for the
+        binary files skipped on purpose (a code tree's images) and one for duplicates."""
         self.problems.clear()
-        for path, reason in problems:
+        real, skipped, same = problem_groups(problems)
+        for path, reason in real:
             self.problems.addItem(f"⚠ {path}: {reason}")
+        quiet = []
+        if skipped:
+            first = skipped[0][0]
+            noun = "file" if len(skipped) == 1 else "files"
+            quiet.append(
+                f"Skipped {len(skipped):,} binary {noun} (images and the like: not text), "
+                f"e.g. {first}"
+            )
+        if same:
+            noun = "duplicate" if len(same) == 1 else "duplicates"
+            quiet.append(f"{len(same):,} {noun} with the same bytes as another file, counted once")
+        for line in quiet:
+            item = QListWidgetItem(line, self.problems)
+            item.setForeground(self.palette().color(QPalette.ColorRole.PlaceholderText))
+            item.setToolTip(safe_tip("\n".join(f"{p}: {r}" for p, r in (skipped + same)[:40])))
         if note:
             self.problems.addItem(note)
         self.problems.setVisible(bool(problems) or bool(note))
@@ -407,6 +447,34 @@ class LibraryPanel(QWidget):
         menu.addSeparator()
         menu.addAction(local)
         menu.popup(self.tree.viewport().mapToGlobal(pos))
+
+
+BUILD_CHUNK = 300  # files per event-loop turn while a large library is listed
+
+
+class _Build:
+    """A library tree being built: its top-level rows, its folders and their sums."""
+
+    def __init__(self, expanded: set[str]) -> None:
+        self.expanded = expanded
+        self.top: list[list[QStandardItem]] = []
+        # key -> (folder item, its tokens cell, [tokens included, files in, files out])
+        self.folders: dict[str, tuple[QStandardItem, QStandardItem, list[int]]] = {}
+
+
+def problem_groups(
+    problems: Sequence[tuple[str, str]],
+) -> tuple[list[tuple[str, str]], list[tuple[str, str]], list[tuple[str, str]]]:
+    """(real problems, binary files skipped on purpose, duplicates)."""
+    real, skipped, same = [], [], []
+    for path, reason in problems:
+        if reason.startswith("binary file (") and reason.endswith("not text"):
+            skipped.append((path, reason))
+        elif reason.startswith("same bytes as "):
+            same.append((path, reason))
+        else:
+            real.append((path, reason))
+    return real, skipped, same
 
 
 def _add(

@@ -81,7 +81,10 @@ class MeterBar(QWidget):
         if meter.streaming and meter.streamed_tokens and m.completion == 0:
             text = f"receiving ~{meter.streamed_tokens:,} tokens"
         self.message.setText(text)
-        if m.local:
+        nothing_logged = m.prompt == 0 and m.completion == 0 and m.spend == 0 and not m.unknown
+        if nothing_logged and meter.local_backend is False:
+            self.cost.setText("…")  # the API bills on the usage it reports at the end
+        elif m.local:
             self.cost.setText("local: $0")
         else:
             self.cost.setText(m.money)

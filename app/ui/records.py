@@ -100,24 +100,37 @@ class DocRow:
 
 def doc_rows(documents: Sequence[Any]) -> list[DocRow]:
     """The library's rows: the newest version of each path (a superseded copy is still
-    in the prompt, but listed once)."""
+    in the prompt, but listed once: its row counts both copies). Each row's figure is
+    what the document costs in the prompt, counted when the store did not know it (a
+    worker thread calls this: counting loads the tokenizer)."""
+    from app.core.prompt.corpus import block_tokens
+
+    costs = dict(
+        zip((d.id for d in documents), block_tokens([d.document for d in documents]), strict=True)
+    )
     latest: dict[str, Any] = {}
+    copies: dict[str, int] = {}
     for d in documents:
-        if d.status == "superseded" and d.document.path in latest:
-            continue
+        if d.status == "superseded":
+            copies[d.document.path] = copies.get(d.document.path, 0) + costs[d.id]
+            if d.document.path in latest:
+                continue
         latest[d.document.path] = d
-    return [
-        DocRow(
-            d.id,
-            d.document.path,
-            d.document.kind,
-            d.document.block_tokens or d.document.tokens,
-            d.status,
-            d.local_only,
-            tuple(d.document.notes),
+    rows = []
+    for d in sorted(latest.values(), key=lambda d: d.seq):
+        extra = copies.get(d.document.path, 0) if d.status != "superseded" else 0
+        rows.append(
+            DocRow(
+                d.id,
+                d.document.path,
+                d.document.kind,
+                costs[d.id] + (extra if d.status != "excluded" else 0),
+                d.status,
+                d.local_only,
+                tuple(d.document.notes),
+            )
         )
-        for d in sorted(latest.values(), key=lambda d: d.seq)
-    ]
+    return rows
 
 
 def cited_paths(citations: Iterable[Mapping[str, Any]]) -> set[str]:

@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from app.core.session import SessionSummary
     from app.core.workspace import Workspace
 
-COLUMNS = ("Name", "Mode", "Documents", "Tokens", "Questions", "Spend", "Last used")
+COLUMNS = ("Name", "Mode", "Documents", "Prompt tokens", "Questions", "Spend", "Last used")
 NUMERIC = (2, 3, 4, 5)  # right-aligned: documents, tokens, questions, spend
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
 NAME_ROLE = Qt.ItemDataRole.UserRole + 2  # the stored name, on the name column

@@ -296,6 +296,11 @@ def _flag(table: dict[str, Any], key: str, value: Any, default: Any) -> None:
         table[key] = value
 
 
+def free_name(base: str, taken: Iterable[str]) -> str:
+    """``base``, or ``base-2``, ``base-3``... whichever no backend has yet."""
+    return _free(base, taken)
+
+
 def _free(base: str, taken: Iterable[str]) -> str:
     names = set(taken)
     n = 2

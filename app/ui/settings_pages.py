@@ -356,6 +356,14 @@ class BudgetPage(Page):
             "The most a whole session may cost.",
             self.session_error,
         )
+        from backends.profiles import price_table_as_of
+
+        self.prices_as_of = Description(
+            f"Prices as of {price_table_as_of()}, from DeepSeek's pricing page (peak hours "
+            "included). Override them in the [profiles] tables of config.toml.",
+            self,
+        )
+        self.box.addWidget(self.prices_as_of)
         self.finish()
         self.message.textChanged.connect(self.validate)
         self.session.textChanged.connect(self.validate)

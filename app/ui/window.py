@@ -15,6 +15,7 @@ Layout::
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -41,6 +42,7 @@ from app.ui.context_map import ContextMap
 from app.ui.controller import Controller, QuoteView, SessionView
 from app.ui.library import LibraryPanel, local_paths
 from app.ui.meters import MeterBar
+from app.ui.safe import plain
 from app.ui.tasks import Tasks
 from app.ui.window_events import JobView
 
@@ -67,6 +69,7 @@ class MainWindow(QMainWindow):
         self.ws: Workspace | None = None
         self.view: SessionView | None = None
         self.pending_paths: list[str] = []
+        self.planning = False  # a question was sent and its plan is being made
         self.last_quote: QuoteView | None = None
 
         self._build_toolbar()
@@ -76,6 +79,7 @@ class MainWindow(QMainWindow):
         self.notice = QLabel()
         self.notice.setObjectName("notice")
         self.notice.setWordWrap(True)
+        plain(self.notice)  # server errors and file names: text, never HTML
         self.notice.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.notice.hide()
         chat_page = QWidget()
@@ -104,6 +108,7 @@ class MainWindow(QMainWindow):
         self.work.setTextVisible(False)
         self.work_label = QLabel()
         self.work_label.setObjectName("muted")
+        plain(self.work_label)
         self.work.hide()
         self.work_label.hide()
         footer = QWidget()
@@ -203,7 +208,7 @@ class MainWindow(QMainWindow):
         self.transcript.externalLinkClicked.connect(self._external_link)
         self.transcript.reviewRequested.connect(self.review_message)
         self.sessions_box.activated.connect(self._session_picked)
-        self.new_action.triggered.connect(lambda: c.open_session(None, create=True))
+        self.new_action.triggered.connect(self.new_session)
         self.manage_action.triggered.connect(self.manage_sessions)
         self.backend_box.activated.connect(lambda _i: self.request_quote())
         self.mode_box.activated.connect(lambda _i: self.request_quote())
@@ -251,7 +256,7 @@ class MainWindow(QMainWindow):
 
     def _session_picked(self, index: int) -> None:
         name = self.sessions_box.itemData(index)
-        if name and name != self.controller.session and not self.controller.busy:
+        if name and name != self.controller.session and not self.session_locked():
             self.controller.open_session(str(name))
 
     def _session_loaded(self, view: SessionView) -> None:
@@ -307,16 +312,48 @@ class MainWindow(QMainWindow):
 
     def _use_model_file(self, path: str) -> None:
         """A GGUF file or an MLX folder becomes the backend that answers (saved to the
-        config file the CLI reads too), then the workspace reloads."""
+        config file the CLI reads too), then the workspace reloads. A backend already
+        named ``local`` is replaced only when the user says so; else the new one gets a
+        free name."""
+        from app.core.config import config_path, read_toml
+
+        target = config_path()
+        self.tasks.run(
+            lambda: read_toml(target) if target.exists() else {},
+            lambda doc: self._place_model_file(path, target, doc),
+            self.show_notice,
+        )
+
+    def _place_model_file(self, path: str, target: Any, doc: dict[str, Any]) -> None:
+        from app.ui.settings_form import free_name
+
+        kind = "mlx" if not path.lower().endswith(".gguf") else "llama_cpp"
+        backends = doc.setdefault("backends", {})
+        name = "local"
+        old = backends.get(name)
+        if isinstance(old, dict) and old.get("model_path") != path:
+            spare = free_name("local", backends)
+            asked = QMessageBox.question(
+                self,
+                "Replace a backend?",
+                f"Your config already has a backend named local (model "
+                f"{old.get('model_path') or old.get('base_url') or 'unknown'}). Replace it "
+                f"with {path}?\n\nNo keeps it and adds this model as {spare}.",
+                QMessageBox.StandardButton.Yes
+                | QMessageBox.StandardButton.No
+                | QMessageBox.StandardButton.Cancel,
+                QMessageBox.StandardButton.No,
+            )
+            if asked == QMessageBox.StandardButton.Cancel:
+                return
+            if asked != QMessageBox.StandardButton.Yes:
+                name = spare
+        backends[name] = {"kind": kind, "model_path": path}
+        doc.setdefault("cascade", {})["draft"] = name
 
         def save() -> None:
-            from app.core.config import config_path, read_toml, save_config_table
+            from app.core.config import save_config_table
 
-            target = config_path()
-            doc = read_toml(target) if target.exists() else {}
-            kind = "mlx" if not path.lower().endswith(".gguf") else "llama_cpp"
-            doc.setdefault("backends", {})["local"] = {"kind": kind, "model_path": path}
-            doc.setdefault("cascade", {})["draft"] = "local"
             save_config_table(target, doc)
 
         self.tasks.run(save, lambda _r: self._model_saved(), self.show_notice)
@@ -328,10 +365,29 @@ class MainWindow(QMainWindow):
         paths = [p for p in paths if p]
         if not paths:
             return
-        if self.controller.session is None or self.controller.busy:
-            self.pending_paths.extend(paths)
+        if self.controller.session is None or self.controller.busy or self.planning:
+            self.pending_paths.extend(paths)  # read once the question is on its way
             return
         self.controller.add_paths(paths)
+
+    def session_locked(self) -> bool:
+        """A job runs or a question is being planned: the session may not change."""
+        return self.controller.busy or self.planning
+
+    def lock_session(self, locked: bool) -> None:
+        """Turn off (or back on) whatever opens, creates, renames or deletes a session."""
+        for widget in (self.new_action, self.manage_action, self.sessions_box):
+            widget.setEnabled(not locked)
+
+    def new_session(self) -> None:
+        if not self.session_locked():
+            self.controller.open_session(None, create=True)
+
+    def flush_pending(self) -> None:
+        """Read the files queued while a job ran or a question was being planned."""
+        if self.pending_paths and not self.controller.busy and not self.planning:
+            paths, self.pending_paths = self.pending_paths, []
+            self.add_paths(paths)
 
     def open_files(self) -> None:
         files, _ = QFileDialog.getOpenFileNames(self, "Add documents")
@@ -385,8 +441,7 @@ class MainWindow(QMainWindow):
             return
         data = context_map_data(quote, self.library.rows, self.library.cited)
         self.context_map.set_map(data)
-        over = quote.prompt_tokens + quote.reserved - quote.window
-        self.library.show_fit(over, quote.window, quote.backend)
+        self.library.show_fit(quote.fit)
 
     def send(self, question: str) -> None:
         if self.controller.busy or self.controller.session is None:
@@ -399,12 +454,30 @@ class MainWindow(QMainWindow):
             return ws.plan(name, question, backend=backend, mode=mode)
 
         self.composer.send.setEnabled(False)
+        self.planning = True
+        self.lock_session(True)  # no other session while the question is planned
         self.tasks.run(
-            plan, lambda p: self._planned(question, p), lambda m: self._not_sent(question, m)
+            plan,
+            lambda p: self._planned(question, name, p),
+            lambda m: self._not_sent(question, m),
         )
 
-    def _planned(self, question: str, plan: Any) -> None:
+    def _planned(self, question: str, name: str, plan: Any) -> None:
+        self.planning = False
+        self.lock_session(self.controller.busy)
         self.composer.send.setEnabled(True)
+        try:
+            self._send_planned(question, name, plan)
+        finally:
+            self.flush_pending()
+
+    def _send_planned(self, question: str, name: str, plan: Any) -> None:
+        if self.controller.busy or self.controller.session != name:
+            # Something else started (or another session opened) while planning: the
+            # question stays in the box, never lost.
+            self.composer.restore(question)
+            self.show_notice("Your question was not sent (the session was busy); send it again.")
+            return
         view = self.view
         if view is not None and str(plan.mode) != view.mode:
             from app.core.pricing import format_money
@@ -434,9 +507,12 @@ class MainWindow(QMainWindow):
         self.controller.ask(plan, over_budget_ok=over_ok)
 
     def _not_sent(self, question: str, message: str) -> None:
+        self.planning = False
+        self.lock_session(self.controller.busy)
         self.composer.send.setEnabled(True)
         self.composer.restore(question)
         self.show_notice(message)
+        self.flush_pending()
 
     def review_last(self) -> None:
         answers = [m for m in self.transcript.messages() if m.is_answer and m.status == "complete"]
@@ -476,12 +552,13 @@ class MainWindow(QMainWindow):
 
             for doc in ws.session(name).current_documents():
                 if doc.path == path:
-                    return ViewerDocument.from_document(doc)
-            return None
+                    found = ViewerDocument.from_document(doc)
+                    return found, found.disk_state()  # reads and hashes: here, not on the UI
+            return None, None
 
-        self.tasks.run(find, lambda doc: self._show_source(citation, doc), self.show_notice)
+        self.tasks.run(find, lambda got: self._show_source(citation, *got), self.show_notice)
 
-    def _show_source(self, citation: dict[str, Any], doc: Any) -> None:
+    def _show_source(self, citation: dict[str, Any], doc: Any, disk: str | None = None) -> None:
         if self.viewer is None:
             from app.ui.viewer.widget import SourceViewer
 
@@ -491,7 +568,7 @@ class MainWindow(QMainWindow):
             total = sum(self.splitter.sizes())
             self.splitter.setSizes([int(total * 0.22), int(total * 0.43), int(total * 0.35)])
         self.viewer.show()
-        self.viewer.show_citation(citation, doc)
+        self.viewer.show_citation(citation, doc, disk_state=disk)
 
     def _external_link(self, url: QUrl) -> None:
         asked = QMessageBox.question(
@@ -510,10 +587,29 @@ class MainWindow(QMainWindow):
             return
         from app.ui.sessions_dialog import SessionsDialog
 
+        if self.session_locked():
+            return
         dialog = SessionsDialog(self.ws, self.tasks, self)
         dialog.openSession.connect(self.controller.open_session)
+        dialog.sessionRenamed.connect(self._session_renamed)
+        dialog.sessionDeleted.connect(self._session_deleted)
         dialog.finished.connect(lambda _r: self.controller.refresh_sessions())
         dialog.open()
+
+    def _session_renamed(self, old: str, new: str) -> None:
+        """The open session renamed: the window follows it to its new name."""
+        if old == self.controller.session:
+            self.controller.renamed(new)
+            if self.view is not None:
+                self.view = dataclasses.replace(self.view, name=new)
+            self.setWindowTitle(f"{new} — Lectern")
+
+    def _session_deleted(self, name: str) -> None:
+        """The open session deleted: open the most recent one left (or a new one)."""
+        if name == self.controller.session:
+            self.controller.session = None
+            self.transcript.clear()
+            self.controller.open_session(None)
 
     def open_settings(self, section: str = "") -> None:
         from app.ui.settings_dialog import SettingsDialog

@@ -68,7 +68,10 @@ class JobView:
         w.library.add_files.setEnabled(False)
         w.library.add_folder.setEnabled(False)
         w.review_action.setEnabled(False)
-        w.sessions_box.setEnabled(False)
+        # Nothing that changes the session while it works: no new or other session, no
+        # rename or delete, no include/exclude, no settings reload under the answer.
+        w.lock_session(True)
+        w.library.tree.setEnabled(False)
         if kind == "read":
             w.library.reading(0, 0, 0, None, "")
         else:
@@ -80,7 +83,8 @@ class JobView:
         w.library.add_files.setEnabled(True)
         w.library.add_folder.setEnabled(True)
         w.review_action.setEnabled(True)
-        w.sessions_box.setEnabled(True)
+        w.lock_session(w.planning)
+        w.library.tree.setEnabled(True)
         w.library.reading_done()
         self._work_done()
         if self.live_role:  # the job failed before its answer ended
@@ -101,9 +105,7 @@ class JobView:
         self.question = ""
         if kind != "read" or error is not None:  # read: the new documents' rows ask for it
             w.request_quote()  # (twice would plan the whole corpus twice, under the rebuild)
-        if w.pending_paths and not w.controller.busy:
-            paths, w.pending_paths = w.pending_paths, []
-            w.add_paths(paths)
+        w.flush_pending()
 
     def _read_ended(self, outcome: Any, error: str | None) -> None:
         w = self.w
@@ -130,9 +132,11 @@ class JobView:
             self._work_done()
             self._begin(event)
         elif isinstance(event, ReasoningChunk):
+            self._prefill_over()
             self.reasoning_chars += len(event.text)
             w.transcript.append_reasoning(event.text)
         elif isinstance(event, TextChunk):
+            self._prefill_over()
             self.text.append(event.text)
             w.transcript.append_text(event.text)
         elif isinstance(event, Meter):
@@ -146,7 +150,7 @@ class JobView:
         elif isinstance(event, AnswerEnded):
             self._end(event)
         elif isinstance(event, Status):
-            w.composer.set_quote(event.text)
+            w.composer.set_quote(_escape(event.text))  # the quote line is rich text
 
     def _begin(self, e: AnswerStarted) -> None:
         w = self.w
@@ -174,12 +178,14 @@ class JobView:
         text = "".join(self.text)
         error = e.error if status == "failed" else None
         self.live_role = ""
-        if e.role == "review" and self.verdict is not None and status == "complete":
+        if e.role == "review" and status == "complete":
+            # Pro's text whatever its format: the corrected answer, else the reply as sent.
             w.transcript.finish_live(status, text, ())
             v = self.verdict
-            w.transcript.add_review(
-                self.review_of, v.verdict, v.corrected, v.citations, self.review_label
-            )
+            verdict = v.verdict if v is not None else None
+            shown = (v.corrected if v is not None else "") or text or "*Pro's reply had no text.*"
+            cites = v.citations if v is not None else ()
+            w.transcript.add_review(self.review_of, verdict, shown, cites, self.review_label)
         else:
             w.transcript.finish_live(status, text, self.citations, error)
         if self.citations:
@@ -199,6 +205,11 @@ class JobView:
         w.work_label.setText(
             f"{title}: {p.done:,} of {p.total:,} {p.unit}" + (f" · {eta}" if eta else "")
         )
+
+    def _prefill_over(self) -> None:
+        """The answer streams: the prompt was read, so its progress line goes."""
+        if not self.w.work_label.isHidden():
+            self._work_done()
 
     def _work_done(self) -> None:
         self.w.work.hide()
@@ -227,11 +238,13 @@ def quote_html(quote: QuoteView, view: SessionView | None) -> str:
         elif draft.line.prefill_tokens < rendered.prompt_tokens:
             parts.append("saved corpus state: starts at once")
     else:
-        if draft is not None:
-            parts.append(f"≥{draft.cache_hit:,} cached")
+        if draft is not None and draft.cache_hit > 0:
+            parts.append(f"at least {draft.cache_hit:,} cached")
+        elif draft is not None:
+            parts.append("no cache hit expected")
         parts.append(
-            f"<b>{format_money(plan.expected_usd)}</b> expected · "
-            f"{format_money(plan.worst_usd)} at most"
+            f"expected <b>{format_money(plan.expected_usd)}</b>, "
+            f"at most {format_money(plan.worst_usd)}"
         )
     if plan.priming is not None:
         parts.append("+ cache priming")
@@ -256,12 +269,16 @@ def context_map_data(quote: QuoteView, rows: Sequence[DocRow], cited: set[str]) 
         for r in rows
     )
     corpus = sum(r.tokens for r in rows if r.included)
-    prompt = quote.prompt_tokens
-    system = min(prompt, quote.system_tokens)
+    conversation = quote.conversation_tokens
+    # The rest of the prompt is the system prompt and the template around it (another
+    # tokenizer than the library's may make that differ from the V4 count).
+    rest = quote.prompt_tokens - corpus - conversation
+    system = rest if rest > 0 else min(quote.prompt_tokens, quote.system_tokens)
     return ContextMapData(
         window=quote.window,
         system_tokens=system,
-        conversation_tokens=max(0, prompt - corpus - system),
+        conversation_tokens=conversation,
+        suggestions=tuple(quote.fit.suggestions) if quote.fit is not None else None,
         reserved_tokens=quote.reserved,
         entries=entries,
     )

@@ -454,7 +454,7 @@ class WindowBench:
 def measure_window(
     corpus: Path, tmp: Path, base_url: str, answer: str, answer_tokens: int
 ) -> dict[str, Any]:
-    from ui_transcript import long_session
+    from ui_paths import library_3000, restore_100, stream_1m
 
     from tests.fixtures.lectern_env import fixture_config
 
@@ -473,6 +473,7 @@ def measure_window(
     paths = sorted(str(p) for p in corpus.iterdir())
     documents = len(list((corpus / "texts").iterdir())) + 1
     ingest = bench.read(paths, documents)
+    paths_1m = stream_1m(bench)  # a question in the ~1M-token session
 
     small = tmp / "notes"
     small.mkdir()
@@ -485,8 +486,7 @@ def measure_window(
 
     bench.open_session("stream-long")
     bench.read([str(small)], 1)
-    window.transcript.set_messages(long_session(100, 4000))
-    bench.wait(lambda: not window.transcript.pending(), "100 messages to be restored")
+    paths_1m |= library_3000(bench) | restore_100(bench)  # restores the 100 messages
     app.processEvents()
     long = bench.ask()
     prefilled = len(window.transcript.messages())
@@ -503,6 +503,8 @@ def measure_window(
     long_ms = long["cpu_s"] * 1000 / answer_tokens
     return {
         **startup,
+        **paths_1m,
+        "quote_1m_stall_ms": round(ingest["after_stall_ms"], 1),
         "ingest_stall_ms": round(ingest["stall_ms"], 1),
         "ingest_seconds": round(ingest["seconds"], 2),
         "ingest_documents": ingest["documents"],
@@ -549,7 +551,7 @@ def main() -> int:
     try:
         figures.update(measure_launch(args.runs))
         corpus = build_corpus(args.files)
-        server = FixtureProcess(args.chunk_delay, 2, tmp)
+        server = FixtureProcess(args.chunk_delay, 3, tmp)
         try:
             figures.update(
                 measure_window(corpus, tmp, server.base_url, server.answer, server.answer_tokens)
@@ -569,13 +571,15 @@ def main() -> int:
     figures["targets"] = {
         "ingest_stall_ms": f"< {TARGET_STALL_MS:g}",
         "stream_stall_ms": f"< {TARGET_STALL_MS:g}",
+        "every *_stall_ms": f"< {TARGET_STALL_MS:g}",
         "render_cost_ratio": f"<= {TARGET_RATIO:g}",
         "window_render_cost_ratio": f"<= {TARGET_RATIO:g}",
         "launch_to_window_s": f"< {TARGET_LAUNCH_S:g}",
     }
+    stalls = {k: v for k, v in figures.items() if k.endswith("_stall_ms")}
+    figures["stalls_over_target"] = [k for k, v in stalls.items() if v >= TARGET_STALL_MS]
     figures["targets_met"] = (
-        figures["ingest_stall_ms"] < TARGET_STALL_MS
-        and figures["stream_stall_ms"] < TARGET_STALL_MS
+        not figures["stalls_over_target"]
         and figures["render_cost_ratio"] <= TARGET_RATIO
         and figures["window_render_cost_ratio"] <= TARGET_RATIO
         and figures["launch_to_window_s"] < TARGET_LAUNCH_S

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.qt_log_ignore("This plugin does not support propagateSi
 @pytest.fixture
 def filled(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Workspace, int]]:
     """A workspace with two sessions; "contracts" holds two documents, a question and a
-    priced call. Yields it with the tokens the documents were stored with."""
+    priced call. Yields it with what its documents cost in the prompt."""
     monkeypatch.setenv("LECTERN_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("LECTERN_CONFIG", str(tmp_path / "none.toml"))
     ws = Workspace.open(demo_config())
@@ -78,14 +78,14 @@ def test_lists_every_session_with_its_size_and_spend(
     assert tokens > 100
     row = cells(dialog, "contracts")
     assert row["Documents"] == "2"
-    assert row["Tokens"] == f"{tokens:,}"
+    assert row["Prompt tokens"] == f"{tokens:,}"
     assert row["Questions"] == "1" and row["Spend"] == "$0.0123"
     assert row["Mode"] == "non-think" and row["Last used"] == "just now"
     assert cells(dialog, "notes")["Documents"] == "0"
     assert cells(dialog, "notes")["Spend"] == "$0"
     name_index = dialog.proxy.index(0, 0)
     assert name_index.data(Qt.ItemDataRole.FontRole).bold()  # the open session
-    dialog.table.sortByColumn(COLUMNS.index("Tokens"), Qt.SortOrder.AscendingOrder)
+    dialog.table.sortByColumn(COLUMNS.index("Prompt tokens"), Qt.SortOrder.AscendingOrder)
     assert dialog.names() == ["notes", "contracts"]
     dialog.filter.setText("NOT")
     assert dialog.names() == ["notes"]

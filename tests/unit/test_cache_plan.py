@@ -14,7 +14,8 @@ from app.core.tokens import deepseek_v4
 from backends.base import ThinkingMode
 from backends.profiles import load_profiles
 
-P = load_profiles()
+V4_ERA = dt.datetime(2026, 9, 1, tzinfo=dt.UTC)
+P = load_profiles(at=V4_ERA)  # V4 Flash as V4 served it, before 2026-09-10
 FLASH = P["deepseek-v4-flash"]
 RENDERER = renderer_for(FLASH)
 # ~25K tokens: big enough that the turns are under 1% of the prompt.

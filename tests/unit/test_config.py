@@ -459,3 +459,49 @@ def test_any_string_and_number_survive_the_writer(text: str, number: float) -> N
 
     table = {"s": text, "n": number, "t": {text or "k": [text, 1, True]}}
     assert tomllib.loads(to_toml(table)) == table
+
+
+HAND_WRITTEN = """\
+# My Lectern config: written by hand
+offline = false   # keep it online
+
+# the API, billed per token
+[backends.flash]
+kind = "openai"
+base_url = "https://api.deepseek.com"  # DeepSeek
+model = "deepseek-v4-flash"
+
+[cascade]
+draft = "flash"  # the backend that answers
+"""
+
+
+def test_saving_keeps_the_users_comments_and_order(tmp_path: Path) -> None:
+    import tomllib
+
+    from app.core.config import read_toml, save_config_table
+
+    path = tmp_path / "config.toml"
+    path.write_text(HAND_WRITTEN, encoding="utf-8")
+    doc = read_toml(path)
+    doc["backends"]["local"] = {"kind": "llama_cpp", "model_path": str(tmp_path / "m.gguf")}
+    doc["cascade"]["draft"] = "local"
+    doc["offline"] = True
+    save_config_table(path, doc)
+    text = path.read_text(encoding="utf-8")
+    for comment in (
+        "# My Lectern config: written by hand",
+        "# keep it online",
+        "# the API, billed per token",
+        "# DeepSeek",
+        "# the backend that answers",
+    ):
+        assert comment in text
+    assert text.index("[backends.flash]") < text.index("[backends.local]") < text.index("[cascade]")
+    assert tomllib.loads(text) == doc  # and it holds exactly what was saved
+    del doc["backends"]["local"]  # a key the new document drops is removed
+    doc["cascade"]["draft"] = "flash"
+    save_config_table(path, doc)
+    text = path.read_text(encoding="utf-8")
+    assert "[backends.local]" not in text and "# DeepSeek" in text
+    assert tomllib.loads(text) == doc

@@ -9,9 +9,11 @@ from pathlib import Path
 import pytest
 
 from app.core.ingest.model import Document, IngestResult
+from app.core.prompt.corpus import render_document
 from app.core.session import Session
 from app.core.session.export import export_data, export_json, export_markdown
 from app.core.session.store import Store
+from app.core.tokens import deepseek_v4
 from backends.base import ThinkingMode
 
 
@@ -80,13 +82,17 @@ def session(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Session:
 def test_json_export_has_manifest_and_provenance(session: Session) -> None:
     data = json.loads(export_json(session))
     assert data["session"] == {"name": "contracts", "mode": "high", "settings": {}}
-    manifest = [(c["path"], c["tokens"], c["sha256"]) for c in data["corpus"]]
+    manifest = [(c["path"], c["text_tokens"], c["sha256"]) for c in data["corpus"]]
     expected = [
         (d.path, d.tokens, hashlib.sha256(d.text.encode()).hexdigest())
         for d in session.current_documents()
     ]
     assert manifest == expected
-    assert data["corpus_tokens"] == 14
+    # Each document's figure is what its rendered block costs in the prompt.
+    rendered = [render_document(d) for d in session.current_documents()]
+    costs = [deepseek_v4().count(r) for r in rendered]
+    assert [c["prompt_tokens"] for c in data["corpus"]] == costs
+    assert data["corpus_tokens"] == sum(costs)
     first, second = data["turns"]
     (ans,) = first["answers"]
     assert ans["model"] == "deepseek-v4-flash" and ans["backend"] == "flash"
@@ -106,7 +112,8 @@ def test_markdown_export_reads_as_a_transcript(session: Session) -> None:
     assert md.startswith("# Lectern session: contracts")
     assert "Pro: 85% of spend" in md
     digest = hashlib.sha256(b"Indemnity capped at 5.\n").hexdigest()[:16]
-    assert f"| 1 | msa.txt | text | 7 | `{digest}` | active |" in md
+    cost = deepseek_v4().count(render_document(session.current_documents()[0]))
+    assert f"| 1 | msa.txt | text | {cost} | `{digest}` | active |" in md
     assert "## Q1. Do the | indemnity clauses conflict?" in md
     assert "deepseek-v4-flash · via flash · high · 120 sent (100 cache hit)" in md
     assert "Citations: 1 of 2 valid; invalid: [nope.txt:L9] (no such file)" in md

@@ -113,7 +113,7 @@ def test_a_big_pdf_is_split_across_worker_processes(tmp_path: Path) -> None:
     assert_exact(book)
     last = seen[-1]
     assert (last.files_done, last.files_total) == (2, 2)
-    assert last.tokens == book.tokens + notes.tokens
+    assert last.tokens == book.block_tokens + notes.block_tokens  # their prompt cost
     done = [p.files_done for p in seen]
     assert done == sorted(done)
 

@@ -149,7 +149,7 @@ def test_gguf_without_an_engine_is_an_estimate() -> None:
 
 
 def test_renderers_are_shared_so_the_prefix_memo_survives() -> None:
-    a = renderer_for(PROFILES["deepseek-v4-flash"])
+    a = renderer_for(PROFILES["deepseek-v4-flash-gguf"])
     b = renderer_for(PROFILES["deepseek-v4-pro"])
     assert a is b
     engine = HFEngineTokenizer(CHATML)

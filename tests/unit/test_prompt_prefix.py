@@ -8,6 +8,7 @@ after everything already sent.
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 from collections.abc import Callable
 
@@ -24,7 +25,8 @@ from backends.base import ThinkingMode
 from backends.profiles import load_profiles
 from tests.unit.prompt_helpers import CHATML, NO_SYSTEM, HFEngineTokenizer
 
-PROFILES = load_profiles()
+V4_ERA = dt.datetime(2026, 9, 1, tzinfo=dt.UTC)
+PROFILES = load_profiles(at=V4_ERA)  # V4 Flash as V4 served it, before 2026-09-10
 texts = st.text(alphabet=st.sampled_from(list("ab c\n\t<>/|｜think合同🚀")), max_size=30)
 histories = st.lists(
     st.tuples(

@@ -50,7 +50,11 @@ def test_review_turn_fills_question_and_draft_once() -> None:
             "The draft is wrong; Z [b.py:L1].",
         ),
         ("VERDICT: wrong\nW", "incorrect", "W"),
-        ("VERDICT: who knows\nV", None, "V"),
+        # A verdict line naming no verdict: Pro's reply is shown as it is.
+        ("VERDICT: who knows\nV", None, "VERDICT: who knows\nV"),
+        ("Verdict: the draft misses the cap.", None, "Verdict: the draft misses the cap."),
+        # The verdict last, or alone: the text is never lost.
+        ("The cap is 5 [a.pdf p.1].\nVERDICT: correct", "correct", "The cap is 5 [a.pdf p.1]."),
         ("No verdict at all.", None, "No verdict at all."),
     ],
 )

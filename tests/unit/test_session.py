@@ -249,11 +249,45 @@ def test_spend_totals_per_tier_and_pro_share() -> None:
 
 def test_list_sessions_reports_size_questions_and_spend(store: Store, tmp_path: Path) -> None:
     s = Session.open(store, "s")
-    s.add_ingested(IngestResult(documents=[read(write(tmp_path / "a.txt", "one two three"))]))
+    from app.core.prompt.corpus import render_document
+    from app.core.tokens import deepseek_v4
+
+    doc = read(write(tmp_path / "a.txt", "one two three"))
+    s.add_ingested(IngestResult(documents=[doc]))
     q = complete_turn(s, "q", "a")
     s.record_call(q, {"tier": "flash", "cost_usd": "0.25", "usage": {"prompt": 3}})
     Session.open(store, "empty")
     rows = {r.name: r for r in list_sessions(store)}
-    assert rows["s"].documents == 1 and rows["s"].tokens == 3
+    # Its size is what its corpus costs in the prompt (the rendered block), not its text.
+    cost = deepseek_v4().count(render_document(doc))
+    assert rows["s"].documents == 1 and rows["s"].tokens == cost
     assert rows["s"].questions == 1 and rows["s"].spend.total == Decimal("0.25")
     assert rows["empty"].questions == 0 and not rows["empty"].spend.priced
+
+
+def test_a_long_answer_is_written_in_linear_not_quadratic_bytes(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each flush rewrites the row: the flushes thin out as the answer grows, so all the
+    writes together are a small multiple of the answer, never its square."""
+    s = Session.open(store, "s")
+    q = s.ask("write a book")
+    w = s.begin_answer(q.id, {"backend": "flash"})
+    written: list[int] = []
+    real = store.update_event
+
+    def counting(event_id: int, payload: dict[str, object], **kw: object) -> None:
+        written.append(len(str(payload.get("text", ""))))
+        real(event_id, payload, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(store, "update_event", counting)
+    delta = "word " * 20  # 100 bytes, as a stream delivers them
+    for _ in range(20_000):  # a 2 MB answer
+        w.add_text(delta)
+    total = len(delta) * 20_000
+    assert sum(written) < 12 * total  # one rewrite per delta would be ~10,000 x
+    assert 20 <= len(written) < 200
+    # A kill loses at most the last eighth: what is in the row is never far behind.
+    assert written[-1] >= total * 7 // 8 - 2048
+    rec = w.finish_answer("complete", finish_reason="stop")
+    assert rec.text == delta * 20_000

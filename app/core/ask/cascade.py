@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from decimal import Decimal
@@ -80,6 +81,8 @@ __all__ = [
     "Outcome",
     "Plan",
 ]
+
+_PRIMING_WRITE_TRIES = 6  # ~3 s of retries for a locked database
 
 
 class Cascade(Planner):
@@ -403,10 +406,19 @@ class Cascade(Planner):
         question_id = state.question_id
 
         def record(payload: Mapping[str, Any]) -> None:
-            try:
-                self.session.record_call(question_id, payload)
-            except Exception:  # e.g. the database stayed locked: the main thread retries
-                state.priming_unrecorded.append(payload)
+            # The call was paid for: its cost must reach the session's spend even when
+            # this thread outlives the answer's join (nobody would drain a list then), so
+            # a locked database is retried here, on this thread, before giving up to the
+            # join (which drains what is left when the thread ended in time).
+            for attempt in range(_PRIMING_WRITE_TRIES):
+                try:
+                    self.session.record_call(question_id, payload)
+                    break
+                except Exception:  # e.g. the database stayed locked
+                    if attempt == _PRIMING_WRITE_TRIES - 1:
+                        state.priming_unrecorded.append(payload)
+                    else:
+                        time.sleep(0.1 * 2**attempt)
             with state.lock:
                 state.calls.append(payload)
 

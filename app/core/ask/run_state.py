@@ -52,6 +52,7 @@ class RunState:
             tokens_per_second=tps,
             streamed_tokens=streamed,
             streaming=streamed > 0,
+            local_backend=self.plan.route.spec.local,
         )
 
 

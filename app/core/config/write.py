@@ -3,9 +3,11 @@
 ``save_config_table(path, table)`` validates the whole document exactly as
 loading does (so a saved file always loads, and a secret is refused before
 anything is written), then writes it atomically (a temporary file in the same
-folder, then a rename). The writer covers the types a config holds (tables,
-arrays, strings, booleans, numbers, dates); comments in the old file are not
-kept. ``read_toml(path)`` gives the document to edit.
+folder, then a rename). An existing file is edited in place with tomlkit: its
+comments, its order and the spelling of every value that did not change are
+kept; only what changed is rewritten, and keys the new document drops are
+removed. A new file is written from scratch (tables, arrays, strings,
+booleans, numbers, dates). ``read_toml(path)`` gives the document to edit.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ def save_config_table(
     the document is invalid. Returns the loaded config.
     """
     config = parse_config(table, path=path, env=env)
-    text = to_toml(table)
+    text = _edited(path, table)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".config-", suffix=".toml", dir=path.parent)
     try:
@@ -47,6 +49,59 @@ def save_config_table(
         Path(tmp).unlink(missing_ok=True)
         raise
     return config
+
+
+def _edited(path: Path, table: Mapping[str, Any]) -> str:
+    """The file at ``path`` edited into ``table`` (comments and order kept), or a new one."""
+    import tomllib
+
+    import tomlkit
+
+    try:
+        old = path.read_text(encoding="utf-8")
+        doc = tomlkit.parse(old)
+    except (OSError, UnicodeDecodeError, tomlkit.exceptions.ParseError):
+        return to_toml(table)
+    _merge(doc, table)
+    text = tomlkit.dumps(doc)
+    if tomllib.loads(text) != tomllib.loads(to_toml(table)):  # never write what was not asked
+        return to_toml(table)
+    return text
+
+
+def _merge(doc: Any, new: Mapping[str, Any]) -> None:
+    """Make tomlkit container ``doc`` hold ``new``, touching only what differs."""
+    import tomlkit
+
+    for key in [k for k in doc if k not in new or new[k] is None]:
+        del doc[key]
+    for key, value in new.items():
+        if value is None:
+            continue
+        old = doc.get(key) if key in doc else None
+        if isinstance(value, Mapping) and isinstance(old, Mapping):
+            _merge(old, value)
+        elif key in doc and _plain(old) == _plain(value):
+            continue  # unchanged: keep its spelling and its comment
+        elif isinstance(value, Mapping):
+            only_tables = all(isinstance(v, Mapping) for v in value.values() if v is not None)
+            sub = tomlkit.table(is_super_table=only_tables)
+            _merge(sub, value)
+            if not only_tables:
+                sub.add(tomlkit.nl())  # a blank line before the next table, as written by hand
+            doc[key] = sub
+        else:
+            doc[key] = tomlkit.parse(f"v = {_value(value)}")["v"]
+
+
+def _plain(value: Any) -> Any:
+    unwrap = getattr(value, "unwrap", None)
+    value = unwrap() if callable(unwrap) else value
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if isinstance(value, Decimal):
+        return float(value)
+    return value
 
 
 def to_toml(table: Mapping[str, Any]) -> str:

@@ -519,7 +519,7 @@ class _Run:
         slot.document = dataclasses.replace(slot.draft, tokens=tokens, block_tokens=block)
         slot.draft = None
         slot.finished = True
-        self.tokens += tokens
+        self.tokens += block  # the one figure shown everywhere: what it costs in the prompt
 
     # -- waiting, progress, cancellation -------------------------------------
 

@@ -82,13 +82,18 @@ def parse_review(text: str) -> Review:
     """Read Pro's reply: the first ``VERDICT:`` line, then the corrected answer.
 
     Lenient with Markdown (``**Verdict:** Partly correct``) and synonyms
-    (partially, wrong). Without a verdict line the whole reply is the corrected
-    answer and ``verdict`` is None: the caller shows it as "no verdict".
+    (partially, wrong). Without a verdict line (or with one naming no verdict) the
+    whole reply is the corrected answer and ``verdict`` is None: the caller shows it
+    as "no verdict". The corrected answer is never empty when Pro wrote anything.
     """
     match = _VERDICT_LINE.search(text)
     if match is None:
         return Review(verdict=None, corrected=text.strip(), raw=text)
     verdict = _verdict(match.group("value"))
+    if verdict is None:  # a "verdict:" line that names none: the reply as it is
+        return Review(verdict=None, corrected=text.strip(), raw=text)
     rest = text[match.end() :].lstrip("\n").lstrip()
-    rest = _CORRECTED_HEADING.sub("", rest, count=1)
-    return Review(verdict=verdict, corrected=rest.strip(), raw=text)
+    rest = _CORRECTED_HEADING.sub("", rest, count=1).strip()
+    if not rest:  # only a verdict line (or it came last): show everything Pro wrote
+        rest = (text[: match.start()] + text[match.end() :]).strip()
+    return Review(verdict=verdict, corrected=rest, raw=text)

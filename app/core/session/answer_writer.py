@@ -5,6 +5,11 @@ text and reasoning are written as they arrive, coalesced to at most one
 write every ``FLUSH_SECONDS`` or ``FLUSH_BYTES``: a process killed mid-answer
 leaves what it had streamed, and reopening the session marks it interrupted
 (``Store.interrupt_streaming``; the row records its writer's pid).
+
+Each write rewrites the row, so both limits grow with what is written already
+(an eighth of it, and one more ``FLUSH_SECONDS`` per ``GROW_BYTES``): the
+bytes written in all stay a small multiple of the answer's length, never its
+square, and a kill loses at most that last eighth.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from app.core.session.store import LIVE_WRITERS, EventRow, Store
 
 FLUSH_SECONDS = 0.5
 FLUSH_BYTES = 2048
+GROW_BYTES = 64 * 1024
 
 
 class WriterError(RuntimeError):
@@ -57,6 +63,7 @@ class AnswerWriter:
         self._text: list[str] = []
         self._reasoning: list[str] = []
         self._pending = 0
+        self._written = 0  # bytes of text and reasoning in the row
         self._last = time.monotonic()
         self._closed = False
         row = store.append_event(session_id, kind, self._payload, status="streaming")
@@ -82,7 +89,9 @@ class AnswerWriter:
     def _grew(self, nbytes: int) -> None:
         self._pending += nbytes
         now = time.monotonic()
-        if self._pending >= FLUSH_BYTES or now - self._last >= FLUSH_SECONDS:
+        written = self._written
+        every = FLUSH_SECONDS * (1 + written // GROW_BYTES)
+        if self._pending >= max(FLUSH_BYTES, written // 8) or now - self._last >= every:
             self.flush()
 
     def flush(self) -> None:
@@ -91,6 +100,7 @@ class AnswerWriter:
         self._payload["text"] = self.text
         self._payload["reasoning"] = self.reasoning
         self._store.update_event(self.id, self._payload, status="streaming")
+        self._written += self._pending
         self._pending = 0
         self._last = time.monotonic()
 

@@ -1,6 +1,6 @@
 """Export a session as Markdown (to read) or JSON (to process), with provenance.
 
-Both carry the corpus manifest (path, kind, sha256, tokens, when it was added)
+Both carry the corpus manifest (path, kind, sha256, prompt tokens, when it was added)
 and, per answer, the model, backend, mode, token usage, cost, citation
 validity and any reviews, so a reader can tell exactly what produced each
 answer and from which bytes. Everything comes from the session's log: an
@@ -30,8 +30,12 @@ def export_data(session: Session) -> dict[str, Any]:
     doc_events = {e.id: e for e in session.events(("documents",))}
     turns = session.turns()
     spend = session.spend()
+    from app.core.prompt.corpus import block_tokens
+
     corpus = []
-    for d in session.documents():
+    documents = session.documents()
+    costs = block_tokens([d.document for d in documents])
+    for d, cost in zip(documents, costs, strict=True):
         doc = d.document
         added: EventRow | None = doc_events.get(d.event_id)
         corpus.append(
@@ -43,7 +47,8 @@ def export_data(session: Session) -> dict[str, Any]:
                 "sha256": doc.sha256,
                 "size": doc.size,
                 "mtime": doc.mtime,
-                "tokens": doc.tokens,
+                "prompt_tokens": cost,  # what it costs in the prompt: sums to corpus_tokens
+                "text_tokens": doc.tokens,  # the bare text, without line anchors or markers
                 "anchor": doc.anchor,
                 "pages": doc.pages,
                 "notes": list(doc.notes),
@@ -62,7 +67,7 @@ def export_data(session: Session) -> dict[str, Any]:
             "settings": dict(session.settings),
         },
         "corpus": corpus,
-        "corpus_tokens": sum(c["tokens"] for c in corpus if c["status"] != "excluded"),
+        "corpus_tokens": sum(c["prompt_tokens"] for c in corpus if c["status"] != "excluded"),
         "spend": _spend(spend),
         "turns": [_turn(t) for t in turns],
         "mode_changes": [{"ts": e.ts, **e.payload} for e in session.events(("mode_changed",))],
@@ -144,7 +149,7 @@ def export_markdown(session: Session) -> str:
         "",
         "## Corpus",
         "",
-        "| # | Path | Kind | Tokens | SHA-256 | Status |",
+        "| # | Path | Kind | Prompt tokens | SHA-256 | Status |",
         "|---|---|---|---|---|---|",
     ]
     for c in data["corpus"]:
@@ -152,7 +157,7 @@ def export_markdown(session: Session) -> str:
         if c["added_after_question"]:
             status += ", added mid-session"
         out.append(
-            f"| {c['seq']} | {_cell(c['path'])} | {c['kind']} | {c['tokens']:,} | "
+            f"| {c['seq']} | {_cell(c['path'])} | {c['kind']} | {c['prompt_tokens']:,} | "
             f"`{c['sha256'][:16]}` | {status} |"
         )
     for change in data["mode_changes"]:

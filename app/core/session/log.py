@@ -478,7 +478,13 @@ def list_sessions(store: Store) -> list[SessionSummary]:
     """Every session, most recently used first, with its size and spend."""
     out = []
     for row in store.session_rows():
-        docs, tokens = store.corpus_totals(row.id)
+        docs, tokens, missing = store.corpus_totals(row.id)
+        if missing:  # counted under another tokenizer or format: count them again
+            from app.core.prompt.corpus import block_tokens
+
+            wanted = set(missing)
+            stale = [d.document for d in store.documents(row.id) if d.id in wanted]
+            tokens += sum(block_tokens(stale))
         events = store.events(row.id, types=("question", "backend_call"))
         out.append(
             SessionSummary(

@@ -111,7 +111,10 @@ class Conversation:
 
     @property
     def corpus_tokens(self) -> int:
-        return sum(d.document.tokens for d in self.corpus)
+        """What the corpus costs in the prompt (rendered blocks, anchors included)."""
+        from app.core.prompt.corpus import block_tokens
+
+        return sum(block_tokens([d.document for d in self.corpus]))
 
 
 @dataclass(frozen=True)
@@ -171,7 +174,10 @@ class AddReport:
 
     @property
     def tokens(self) -> int:
-        return sum(d.document.tokens for d in self.added + self.reread)
+        """What the documents read cost in the prompt (rendered blocks)."""
+        from app.core.prompt.corpus import block_tokens
+
+        return sum(block_tokens([d.document for d in self.added + self.reread]))
 
 
 def usage_dict(usage: Usage | None) -> dict[str, Any] | None:

@@ -216,14 +216,25 @@ class Store:
         rows = self.conn.execute("SELECT * FROM sessions ORDER BY updated DESC").fetchall()
         return [_session_row(r) for r in rows]
 
-    def corpus_totals(self, session_id: int) -> tuple[int, int]:
-        """(active documents, tokens of every document the prompt holds)."""
+    def corpus_totals(self, session_id: int) -> tuple[int, int, list[int]]:
+        """(active documents, prompt tokens of every document the prompt holds whose
+        block count is known under today's basis, the ids of those whose count is not)."""
+        basis = count_basis()
         row = self.conn.execute(
-            "SELECT COALESCE(SUM(status = 'active'), 0), COALESCE(SUM(tokens), 0) "
+            "SELECT COALESCE(SUM(status = 'active'), 0), "
+            "COALESCE(SUM(CASE WHEN count_basis = ? THEN block_tokens END), 0) "
             "FROM documents WHERE session_id = ? AND status != 'excluded'",
-            (session_id,),
+            (basis, session_id),
         ).fetchone()
-        return int(row[0]), int(row[1])
+        missing = [
+            int(r[0])
+            for r in self.conn.execute(
+                "SELECT id FROM documents WHERE session_id = ? AND status != 'excluded' "
+                "AND (block_tokens IS NULL OR count_basis IS NOT ?)",
+                (session_id, basis),
+            )
+        ]
+        return int(row[0]), int(row[1]), missing
 
     # --- events ---
 

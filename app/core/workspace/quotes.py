@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from app.core.ask.quote import QuoteLine
     from app.core.ask.types import Plan
     from app.core.session import Conversation
+    from app.core.workspace.fitting import FitReport
     from backends.router import Router
 
 
@@ -66,6 +67,7 @@ class QuoteOutcome:
     plan: Plan | None = None  # what asking would do; None when refused
     refusal: str | None = None
     calls: tuple[dict[str, Any], ...] = field(default=())
+    fit: FitReport | None = None  # how the answering backend's window holds the prompt
 
     @property
     def expected_usd(self) -> Decimal | None:
@@ -97,6 +99,9 @@ class QuoteOutcome:
                 out["budget"] = plan.budget.text
         if self.refusal is not None:
             out["refused"] = self.refusal
+        if self.fit is not None:
+            out["fits"] = self.fit.fits
+            out["fit"] = self.fit.to_dict()
         return out
 
 
@@ -111,6 +116,7 @@ def quote_all(  # noqa: PLR0917 (the workspace's parts, in order)
 ) -> QuoteOutcome:
     from app.core.ask.planner import conversation_turns
     from app.core.local_memory import memory_note
+    from app.core.workspace.fitting import fit_report
 
     mode = mode or cascade.session.mode
     plan: Plan | None = None
@@ -154,4 +160,6 @@ def quote_all(  # noqa: PLR0917 (the workspace's parts, in order)
                     memory_fits=note.fits if note else None,
                 )
             )
-    return QuoteOutcome(tuple(out), plan, refusal)
+    wanted = plan.route.spec.name if plan is not None else backend
+    fit = fit_report(cascade, router, conv, question, mode, wanted)
+    return QuoteOutcome(tuple(out), plan, refusal, fit=fit)

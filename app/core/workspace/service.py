@@ -237,6 +237,25 @@ class Workspace:
         except SessionError as exc:
             raise WorkspaceError(str(exc), EXIT_USAGE) from None
 
+    def exclude_paths(self, session: str, patterns: Sequence[str]) -> list[str]:
+        """Exclude the documents ``patterns`` name (paths, folders, globs, as
+        ``lectern quote --json`` gives them in ``fit.exclude``); returns their paths.
+        A pattern that names no document is refused before anything changes."""
+        from app.core.workspace.fitting import matches
+
+        docs = [d for d in self.session(session).documents() if d.status != "superseded"]
+        for pattern in patterns:
+            if not any(matches(d.document.path, (pattern,)) for d in docs):
+                raise WorkspaceError(
+                    f"--exclude {pattern}: no document of session {session!r} has that path, "
+                    "folder or glob pattern; `lectern quote --json` lists the paths.",
+                    EXIT_USAGE,
+                )
+        chosen = [d for d in docs if d.status == "active" and matches(d.document.path, patterns)]
+        if chosen:
+            self.set_included(session, [d.id for d in chosen], False)
+        return [d.document.path for d in chosen]
+
     def set_local_only(self, session: str, doc_ids: Sequence[int], flag: bool) -> None:
         from app.core.session import SessionError
 
@@ -323,11 +342,13 @@ class Workspace:
         mode: ThinkingMode | None = None,
         backend: str | None = None,
         review: bool | None = None,
+        exclude: Sequence[str] = (),
         sink: Sink = ignore,
         cancel: CancelToken | None = None,
     ) -> QuoteOutcome:
         """What ``question`` would cost on every configured backend, with ``paths`` read
-        as if added. Nothing is sent and nothing is written."""
+        as if added and the documents ``exclude`` names (paths, folders, globs) left
+        out. Nothing is sent and nothing is written."""
         from app.core.session import Conversation, Session
         from app.core.session.store import Store
 
@@ -353,6 +374,18 @@ class Workspace:
                     cancel=cancel,
                 )
                 conv = preview(conv, result, local_only=local_only)
+            if exclude:
+                from app.core.workspace.fitting import unmatched, without
+
+                missing = unmatched(conv, exclude)
+                if missing:
+                    raise WorkspaceError(
+                        f"--exclude {missing[0]}: no document has that path, folder or glob "
+                        "pattern; give paths as the corpus names them (`lectern quote --json` "
+                        "lists them under fit.exclude).",
+                        EXIT_USAGE,
+                    )
+                conv = without(conv, exclude)
             if not conv.documents:
                 raise WorkspaceError("No documents to quote: give files or folders.", EXIT_USAGE)
             assert isinstance(conv, Conversation)

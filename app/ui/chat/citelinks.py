@@ -19,6 +19,7 @@ from app.ui.chat.citemarks import CitationMatcher, unchecked
 from app.ui.chat.formats import Formats
 from app.ui.chat.markdown import CiteLinker
 from app.ui.chat.model import CitationDict
+from app.ui.safe import tip as safe_tip
 
 
 def place(parsed: ParsedCitation) -> str:
@@ -67,13 +68,13 @@ class CiteRegistry:
         where = " ".join(p for p in (parsed.path, place(parsed)) if p)
         if cite.get("valid") is False:
             fmt = QTextCharFormat(f.cite_bad)
-            fmt.setToolTip(f"Invalid citation: {cite.get('reason') or 'no reason given'}")
+            fmt.setToolTip(safe_tip(f"Invalid citation: {cite.get('reason') or 'no reason given'}"))
             return fmt
         fmt = QTextCharFormat(f.cite)
         tip = f"Open {where}" if where else "Open the cited place"
         if cite.get("valid") and cite.get("reason"):
             tip += f"\nNote: {cite['reason']}"
-        fmt.setToolTip(tip)
+        fmt.setToolTip(safe_tip(tip))
         return fmt
 
     def linker(self, checked: Sequence[CitationDict]) -> CiteLinker:

@@ -33,6 +33,7 @@ from app.ui.chat.blocks import Block
 from app.ui.chat.citemarks import find_marks
 from app.ui.chat.formats import Formats
 from app.ui.chat.highlight import insert_code, insert_plain_code
+from app.ui.safe import tip as safe_tip
 
 MD_FEATURES = (
     QTextDocument.MarkdownFeature.MarkdownDialectGitHub
@@ -156,7 +157,7 @@ def _replace_images(doc: QTextDocument, block: QTextBlock, formats: Formats) -> 
         link = QTextCharFormat(formats.link)
         link.setAnchor(True)
         link.setAnchorHref(name)
-        link.setToolTip(f"{IMAGE_TIP}: {name}")
+        link.setToolTip(safe_tip(f"{IMAGE_TIP}: {name}"))
         cursor.insertText(f"[image: {name}]", link)
 
 
@@ -195,7 +196,7 @@ def _decorate_block(
         cursor.setPosition(pos + length, QTextCursor.MoveMode.KeepAnchor)
         link = QTextCharFormat(formats.link)
         tip = f"{href}\nClick to open (you will be asked first)."
-        link.setToolTip(f"{title}\n{tip}" if title else tip)
+        link.setToolTip(safe_tip(f"{title}\n{tip}" if title else tip))
         cursor.mergeCharFormat(link)
     base = block.position()
     for mark in find_marks(block.text()):

@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.ui.safe import tip as safe_tip
 from app.ui.viewer.document import (
     RENDERED_KINDS,
     CitationTarget,
@@ -48,6 +49,10 @@ _BANNER = {
     "error": ("#fde8e8", "#9b1c1c", "#401c1e", "#f6a8a8"),
 }
 _GLYPH = {"info": "i", "warning": "!", "error": "!"}
+
+
+# ``show_citation(..., disk_state=UNCHECKED)``: the caller did not check the file on disk.
+UNCHECKED = object()
 
 
 class _Badge(QWidget):
@@ -228,12 +233,14 @@ class SourceViewer(QWidget):
         self,
         citation: Mapping[str, object] | CitationTarget,
         document: ViewerDocument | None,
+        disk_state: object = UNCHECKED,
     ) -> None:
         """Open the place ``citation`` names in ``document`` (None: no such document).
 
         ``citation``: ``dataclasses.asdict`` of an ``app.core.prompt.citations.Citation``
         (keys raw, path, resolved_path, kind "page" | "line", start, end, quote, valid,
-        reason, doc_start, doc_end) or a ``CitationTarget``.
+        reason, doc_start, doc_end) or a ``CitationTarget``. ``disk_state``: what
+        ``document.disk_state()`` gave on a worker thread (UNCHECKED: check it here).
         """
         target = (
             citation
@@ -252,7 +259,10 @@ class SourceViewer(QWidget):
             self._show_banner()
             return
         self._set_header(document, document.path)
-        disk = document.disk_state()
+        # The caller checked the file on a worker (hashing up to 4 MB is no job for
+        # the UI thread); checked here only when it did not.
+        disk = document.disk_state() if disk_state is UNCHECKED else disk_state
+        assert disk is None or isinstance(disk, str)
         if document.paged and document.kind in RENDERED_KINDS and disk is None:
             self._switch("page")
             self.page_pane.open(document, place.page or 1, place.quote_parts)
@@ -330,7 +340,7 @@ class SourceViewer(QWidget):
         name = path.rsplit("/", 1)[-1] if path else "No source open"
         folder = path.rsplit("/", 1)[0] + "/" if "/" in path else ""
         self.title.setText(name)
-        self.title.setToolTip(doc.source if doc else path)
+        self.title.setToolTip(safe_tip(doc.source if doc else path))
         self.folder.setText(folder)
         self.folder.setVisible(bool(folder))
         kind = (doc.language or doc.kind) if doc else ""
