@@ -34,6 +34,8 @@ from app.core.ingest.count_cache import CountCache, open_for
 from app.core.ingest.decode import DecodeError, decode_text
 from app.core.ingest.measure import Plan, finish, plan
 from app.core.ingest.model import Document, Duplicate, IngestResult, Problem, Progress
+from app.core.ingest.ocr import OcrError
+from app.core.ingest.ocr_pass import OcrStopped, ocr_missing_pages
 from app.core.ingest.paged import PagedError
 from app.core.ingest.pool import ExtractionPool, PagedJob
 from app.core.ingest.walk import Candidate, walk
@@ -228,6 +230,8 @@ class _Run:
                     self._problem(slot, f"could not be read: {type(exc).__name__}: {exc}"[:300])
                 if slot.draft is not None:
                     self._queue(slot)
+        if self._cancelled():
+            return self._finish(cancelled=True)
         self._flush()
         for _, future in self.batches:
             if not self._wait_future(future):
@@ -390,10 +394,34 @@ class _Run:
         self._pages_to_draft(slot, pages)
 
     def _pages_to_draft(self, slot: _Slot, pages: list[str]) -> None:
+        ocr_mark = None
+        if slot.kind == "pdf" and not all(pages):
+            try:
+                outcome = ocr_missing_pages(
+                    str(slot.candidate.source),
+                    pages,
+                    cancelled=self._cancelled,
+                    report=self._report_ocr,
+                    label=slot.candidate.path,
+                )
+            except OcrStopped:
+                return  # the run sees the cancel and stops
+            except OcrError as exc:
+                if any(pages):
+                    slot.notes = (f"scanned pages not read: {exc}",)
+                else:
+                    self._problem(slot, f"no text layer on any of its {len(pages)} pages; {exc}")
+                    return
+            else:
+                if outcome.mark is not None:
+                    pages, ocr_mark = outcome.pages, outcome.mark
+                    slot.page_tokens = None  # counted again with the OCR text
         if not any(pages):
             self._problem(
                 slot,
-                f"no text layer on any of its {len(pages)} pages (scanned images?); "
+                f"no text on any of its {len(pages)} pages, not even by OCR (blank pages?)"
+                if slot.kind == "pdf"
+                else f"no text layer on any of its {len(pages)} pages (scanned images?); "
                 "run OCR on it (e.g. ocrmypdf) and add the result",
             )
             return
@@ -403,7 +431,7 @@ class _Run:
             starts.append(offset)
             offset += len(page)
         note = paged.no_text_note(pages)
-        slot.notes = (note,) if note else ()
+        slot.notes = tuple(n for n in (ocr_mark, note, *slot.notes) if n)
         slot.draft = self._draft(slot, "".join(pages), page_starts=tuple(starts))
 
     def _draft(
@@ -541,7 +569,10 @@ class _Run:
             self._report("")
         return True
 
-    def _report(self, current: str, *, force: bool = False) -> None:
+    def _report_ocr(self, current: str, eta: float | None) -> None:
+        self._report(current, force=True, eta=eta)
+
+    def _report(self, current: str, *, force: bool = False, eta: float | None = None) -> None:
         if self.progress is None:
             return
         now = time.monotonic()
@@ -551,8 +582,7 @@ class _Run:
         self._harvest()
         elapsed = now - self.started
         done = sum(1 for s in self.slots if s.finished)
-        eta = None
-        if self.bytes_done and self.bytes_total and elapsed > 0.2:
+        if eta is None and self.bytes_done and self.bytes_total and elapsed > 0.2:
             eta = max(0.0, elapsed * (self.bytes_total / self.bytes_done - 1))
         self.progress(Progress(done, len(self.slots), self.tokens, elapsed, eta, current))
 
