@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from app.core.ingest.model import IngestResult
     from app.core.session import Session, SessionSummary
     from app.core.session.store import Store
+    from app.core.workspace.sync import SyncOutcome
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -222,6 +223,20 @@ class Workspace:
             cancel=cancel or CancelToken(),
         )
         return add_result(target, result, unchanged, local_only=local_only)
+
+    def sync(
+        self,
+        session: str,
+        roots: Sequence[str],
+        *,
+        sink: Sink = ignore,
+        cancel: CancelToken | None = None,
+    ) -> SyncOutcome:
+        """Before the next question: changed and new files under ``roots`` (the watched
+        paths) are read again and appended, deleted ones excluded (``sync``)."""
+        from app.core.workspace.sync import sync_session
+
+        return sync_session(self, session, roots, sink=sink, cancel=cancel)
 
     def set_included(self, session: str, doc_ids: Sequence[int], included: bool) -> None:
         """Include or exclude documents. After a question this changes the prompt's
