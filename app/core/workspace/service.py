@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from app.core.config.wiring import Wiring
     from app.core.ingest.model import IngestResult
     from app.core.session import Session, SessionSummary
+    from app.core.session.search import SearchHit
     from app.core.session.store import Store
     from app.core.workspace.sync import SyncOutcome
 
@@ -118,6 +119,12 @@ class Workspace:
         from app.core.session import list_sessions
 
         return list_sessions(self.store)
+
+    def search(self, text: str, *, limit: int = 50) -> list[SearchHit]:
+        """Questions and answers of every session matching ``text`` (FTS5), best first."""
+        from app.core.session.search import search
+
+        return search(self.store, text, limit=limit)
 
     def session(self, name: str) -> Session:
         """An existing session (its answers a dead process left streaming become
