@@ -151,6 +151,43 @@ class Workspace:
                 n += 1
         return Session.open(self.store, name, mode=mode or self.wiring.default_mode)
 
+    def fork(self, session: str, question_id: int, name: str | None = None) -> Session:
+        """A new session with ``session``'s corpus and conversation up to and including
+        question ``question_id``: its prompt is the same, so it still hits the cache."""
+        from app.core.session import Session
+        from app.core.session.fork import ForkError, fork_session, mode_at
+
+        source = self.session(session)
+        if name is None:
+            name, n = f"{source.name} (fork)", 2
+            while self.store.get_session(name) is not None:
+                name, n = f"{source.name} (fork {n})", n + 1
+        elif self.store.get_session(name) is not None:
+            raise WorkspaceError(f"A session named {name!r} already exists.", EXIT_USAGE)
+        mode = mode_at(self.store, source.id, question_id, str(source.mode))
+        try:
+            fork_session(
+                self.store, source.id, question_id, name=name, mode=mode, settings=source.settings
+            )
+        except ForkError as exc:
+            raise WorkspaceError(str(exc), EXIT_USAGE) from None
+        return Session.open(self.store, name, create=False)
+
+    def retract_last(self, session: str) -> str:
+        """Take back the last question to edit it; returns its text (for the composer).
+        Ask the edited text next: it follows the same prefix, still a cache hit."""
+        from app.core.session import SessionError
+
+        target = self.session(session)
+        turns = target.turns()
+        if not turns:
+            raise WorkspaceError("No question to edit yet.", EXIT_USAGE)
+        try:
+            target.retract(turns[-1].question_id)
+        except SessionError as exc:
+            raise WorkspaceError(str(exc), EXIT_USAGE) from None
+        return turns[-1].question
+
     def open_or_create(self, name: str | None, mode: ThinkingMode | None = None) -> Session:
         """The named session (created in ``mode`` or the default if new), or a new one."""
         if name is not None and self.store.get_session(name) is not None:
