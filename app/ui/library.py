@@ -72,6 +72,7 @@ class LibraryPanel(QWidget):
         self.rows: tuple[DocRow, ...] = ()
         self._by_id: dict[int, DocRow] = {}
         self.cited: set[str] = set()
+        self.changes: dict[str, str] = {}  # path -> changed | deleted on disk (watching)
         self._building = False
         self.setObjectName("library")
 
@@ -227,7 +228,9 @@ class LibraryPanel(QWidget):
     def _file_items(self, row: DocRow, name: str) -> list[QStandardItem]:
         mark = " ●" if row.path in self.cited else ""
         lock = " 🔒" if row.local_only else ""
-        item = QStandardItem(f"{name}{lock}{mark}")
+        disk = {"changed": " ✎", "deleted": " ✕"}.get(self.changes.get(row.path, ""), "")
+        ocr = " (OCR)" if any(n.startswith("OCR:") for n in row.notes) else ""
+        item = QStandardItem(f"{name}{ocr}{lock}{mark}{disk}")
         item.setCheckable(True)
         item.setEditable(False)
         item.setCheckState(Qt.CheckState.Checked if row.included else Qt.CheckState.Unchecked)
@@ -238,6 +241,10 @@ class LibraryPanel(QWidget):
             tip.append("Local-only: never sent off this machine")
         if row.path in self.cited:
             tip.append("Cited by the last answer")
+        if row.path in self.changes:
+            tip.append(
+                f"{self.changes[row.path].capitalize()} on disk: read before the next question"
+            )
         tip.extend(row.notes)
         item.setToolTip("\n".join(tip))
         kind = _cell(_kind_name(row.kind))
