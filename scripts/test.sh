@@ -12,6 +12,7 @@ fi
 echo "== installing lectern with all extras (llama-cpp-python compiles on first run, ~6 min)"
 .venv/bin/python -m pip install --quiet -e ".[all,dev,package]"
 ensure_portable_llama
+bash scripts/ocr_deps.sh  # Tesseract for OCR of scanned pages (OS package)
 export QT_QPA_PLATFORM=offscreen
 echo "== ruff"
 .venv/bin/ruff check .

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 
@@ -15,8 +16,11 @@ from app.core.tokens import deepseek_v4
 from tests.fixtures.docs import make_scanned_pdf
 
 TC = deepseek_v4()
+# Under CI a missing Tesseract fails these tests (scripts/ocr_deps.sh installs it);
+# on a developer's machine without it they are skipped with what to install.
 needs_tesseract = pytest.mark.skipif(
-    ocr.missing_message() is not None, reason="Tesseract OCR is not installed"
+    ocr.missing_message() is not None and not os.environ.get("CI"),
+    reason=ocr.missing_message() or "",
 )
 
 LEASE = (
