@@ -10,7 +10,7 @@ import pytest
 
 from app.core.ingest import ocr
 from app.core.ingest.model import Document, Progress
-from app.core.ingest.pipeline import ingest
+from app.core.ingest.pipeline import IngestOptions, ingest
 from app.core.prompt.corpus import render_document
 from app.core.tokens import deepseek_v4
 from tests.fixtures.docs import make_scanned_pdf
@@ -52,9 +52,11 @@ def test_an_image_only_pdf_reaches_the_corpus_with_page_anchors(tmp_path: Path) 
 
 
 @needs_tesseract
-def test_a_mixed_pdf_is_read_page_by_page(tmp_path: Path) -> None:
+@pytest.mark.parametrize("pool_threshold", [1_000_000, 0], ids=["in-process", "workers"])
+def test_a_mixed_pdf_is_read_page_by_page(tmp_path: Path, pool_threshold: int) -> None:
     pdf = make_scanned_pdf(tmp_path / "mixed.pdf", [None, SCHEDULE, None])
-    (doc,) = ingest([pdf]).documents
+    options = IngestOptions(pool_threshold=pool_threshold, workers=1, count_cache=False)
+    (doc,) = ingest([pdf], options=options).documents
     assert doc.page_text(1) == "An ordinary text page.\n"
     assert words(doc.page_text(2) or "") == words(SCHEDULE)
     assert doc.page_text(3) == "An ordinary text page.\n"
