@@ -229,7 +229,7 @@ class LibraryPanel(QWidget):
         mark = " ●" if row.path in self.cited else ""
         lock = " 🔒" if row.local_only else ""
         disk = {"changed": " ✎", "deleted": " ✕"}.get(self.changes.get(row.path, ""), "")
-        ocr = " (OCR)" if any(n.startswith("OCR:") for n in row.notes) else ""
+        ocr = next((_ocr_mark(n) for n in row.notes if n.startswith("OCR:")), "")
         item = QStandardItem(f"{name}{ocr}{lock}{mark}{disk}")
         item.setCheckable(True)
         item.setEditable(False)
@@ -243,7 +243,9 @@ class LibraryPanel(QWidget):
             tip.append("Cited by the last answer")
         if row.path in self.changes:
             tip.append(
-                f"{self.changes[row.path].capitalize()} on disk: read before the next question"
+                "Deleted on disk: excluded before the next question"
+                if self.changes[row.path] == "deleted"
+                else "Changed on disk: read again before the next question"
             )
         tip.extend(row.notes)
         item.setToolTip("\n".join(tip))
@@ -433,3 +435,9 @@ def _cell(text: str) -> QStandardItem:
     item = QStandardItem(text)
     item.setEditable(False)
     return item
+
+
+def _ocr_mark(note: str) -> str:
+    """The mark " (OCR 96%)" from the note "OCR: ... mean confidence 96%"."""
+    tail = note.rsplit(" ", 1)[-1]
+    return f" (OCR {tail})" if tail.endswith("%") else " (OCR)"

@@ -80,3 +80,26 @@ def test_watch_find_search_fork_and_edit_in_the_window(
     assert window.ws is not None
     turns = window.ws.session(f"{first} (fork)").turns()
     assert [t.question for t in turns] == ["What is the liability cap?"]
+
+
+def test_the_library_marks_ocr_confidence_and_changes_on_disk(qtbot: QtBot) -> None:
+    from app.ui.library import LibraryPanel
+    from app.ui.records import DocRow
+
+    panel = LibraryPanel()
+    qtbot.addWidget(panel)
+    note = "OCR: its page read from scans, mean confidence 96%"
+    panel.changes = {"b.md": "changed", "c.md": "deleted"}
+    panel.set_documents(
+        [
+            DocRow(1, "scan.pdf", "pdf", 10, "active", False, (note,)),
+            DocRow(2, "b.md", "markdown", 5, "active", False),
+            DocRow(3, "c.md", "markdown", 5, "active", False),
+        ]
+    )
+    texts = [panel.model.item(r, 0).text() for r in range(panel.model.rowCount())]
+    assert texts == ["scan.pdf (OCR 96%)", "b.md ✎", "c.md ✕"]
+    assert note in panel.model.item(0, 0).toolTip()
+    assert "Changed on disk: read again before the next question" in (
+        panel.model.item(1, 0).toolTip()
+    )
