@@ -8,9 +8,10 @@ All logic lives in the workspace (``Workspace.search``, ``fork``, ``retract_last
 * Ctrl/Cmd+F: a find bar over the transcript (Enter: next, Shift+Enter: previous).
 * Ctrl/Cmd+Shift+F: search the questions and answers of every session; a hit
   opens its session.
-* Ctrl/Cmd+Shift+K: fork the session at its last question (new session, same
-  corpus and conversation, still a cache hit); Ctrl/Cmd+Shift+E: take back the
-  last question and put it in the composer to edit and send again.
+* "Fork from here" under any answer, or Ctrl/Cmd+Shift+K for the last one: a new
+  session with the same corpus and the conversation up to there (still a cache
+  hit). Ctrl/Cmd+Shift+E: take back the last question and put it in the composer
+  to edit and send again.
 * The session's files are watched (``Watcher``): a changed or deleted file is
   marked in the library at once, and before the next question changed and new
   files are read again and deleted ones excluded; the notice says what it cost.
@@ -169,6 +170,7 @@ class SessionTools(QObject):
             ("Ctrl+Shift+E", self.edit_last),
         ):
             QShortcut(QKeySequence(keys), window, slot)
+        window.transcript.forkRequested.connect(self.fork_message)
         window.controller.sessionLoaded.connect(lambda _v: self.rewatch())
         window.controller.documentsChanged.connect(lambda _r: self.rewatch())
         window.destroyed.connect(lambda *_: self.watcher.stop())
@@ -184,6 +186,10 @@ class SessionTools(QObject):
         return self.search_dialog
 
     def fork_last(self) -> None:
+        self.fork_message("")
+
+    def fork_message(self, message_id: str) -> None:
+        """Fork at the turn of ``message_id`` (``q<id>``/``a<id>``; "": the last one)."""
         ws, name = self.window.ws, self.window.controller.session
         if ws is None or name is None or self.window.controller.busy:
             return
@@ -192,7 +198,12 @@ class SessionTools(QObject):
             turns = ws.session(name).turns()
             if not turns:
                 raise ValueError("Ask a question first: a fork starts from one.")
-            return ws.fork(name, turns[-1].question_id).name
+            turn = turns[-1]
+            for t in turns:
+                ids = {f"q{t.question_id}", *(f"a{a.id}" for a in t.answers)}
+                if message_id in ids:
+                    turn = t
+            return ws.fork(name, turn.question_id).name
 
         self.window.tasks.run(work, self.window.controller.open_session, self._error)
 

@@ -8,8 +8,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from PySide6.QtCore import QUrl
 from pytestqt.qtbot import QtBot
 
+from app.ui.chat.messages import href
 from tests.fixtures.deepseek_server import DeepSeekServer
 from tests.gui.test_window import WAIT, add, ask, open_window
 
@@ -71,14 +73,25 @@ def test_watch_find_search_fork_and_edit_in_the_window(
     dialog.results.itemActivated.emit(item)
     qtbot.waitUntil(lambda: window.controller.session == first, timeout=WAIT)
 
+    # "Fork from here" under the first answer: a session with that turn only.
+    assert window.view is not None
+    first_answer = next(m for m in window.view.messages if m.role != "user")
+    window.transcript.anchorClicked.emit(QUrl(href("fork", first_answer.id)))
+    qtbot.waitUntil(lambda: window.controller.session == f"{first} (fork)", timeout=WAIT)
+    assert window.view is not None
+    assert [m.text for m in window.view.messages if m.role == "user"] == [
+        "What is the liability cap?"
+    ]
+    window.controller.open_session(first)
+    qtbot.waitUntil(lambda: window.controller.session == first, timeout=WAIT)
     # Fork at the last question, then edit the last question in the fork.
     tools.fork_last()
-    qtbot.waitUntil(lambda: window.controller.session == f"{first} (fork)", timeout=WAIT)
+    qtbot.waitUntil(lambda: window.controller.session == f"{first} (fork 2)", timeout=WAIT)
     assert window.view is not None and len(window.view.messages) >= 4
     tools.edit_last()
     qtbot.waitUntil(lambda: window.composer.text() == "And now?", timeout=WAIT)
     assert window.ws is not None
-    turns = window.ws.session(f"{first} (fork)").turns()
+    turns = window.ws.session(f"{first} (fork 2)").turns()
     assert [t.question for t in turns] == ["What is the liability cap?"]
 
 
