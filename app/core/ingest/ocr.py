@@ -63,17 +63,26 @@ def missing_message() -> str | None:
 
 def ocr_pdf_page(path: str, index: int, *, dpi: int = DEFAULT_DPI, lang: str = "eng") -> OcrPage:
     """OCR page ``index`` (0-based) of the PDF at ``path``."""
+    png = render_page(path, index, dpi=dpi)
+    return OcrPage("", None, 0) if png is None else ocr_png(png, dpi=dpi, lang=lang)
+
+
+def render_page(path: str, index: int, *, dpi: int = DEFAULT_DPI) -> bytes | None:
+    """Page ``index`` as a greyscale PNG, None for a page without an image (blank).
+
+    PyMuPDF is not thread-safe: call this from one thread; ``ocr_png`` may run
+    on several (each page is its own Tesseract process).
+    """
     pymupdf = load_pymupdf()
     doc: Any = pymupdf.open(path, filetype="pdf")
     try:
         page = doc[index]
         if not page.get_images(full=False):
-            return OcrPage("", None, 0)  # a blank page: no scan to read
+            return None  # a blank page: no scan to read
         pix = page.get_pixmap(dpi=dpi, colorspace=pymupdf.csGRAY)
-        png = pix.tobytes("png")
+        return bytes(pix.tobytes("png"))
     finally:
         doc.close()
-    return ocr_png(png, dpi=dpi, lang=lang)
 
 
 def ocr_png(png: bytes, *, dpi: int = DEFAULT_DPI, lang: str = "eng") -> OcrPage:

@@ -8,6 +8,8 @@ an ETA from the pages read so far, and stops between pages when cancelled.
 
 from __future__ import annotations
 
+import concurrent.futures as cf
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,6 +22,13 @@ class OcrOutcome:
     pages: list[str]
     mark: str | None  # the library's note, None when no page was OCR'd
     confidence: float | None
+
+
+_MAX_WORKERS = 4  # Tesseract processes at once (each uses one core: OMP_THREAD_LIMIT=1)
+
+
+def _wait(future: cf.Future[ocr.OcrPage]) -> bool:
+    return cf.wait([future], timeout=0.1).done != set()
 
 
 class OcrStopped(Exception):
@@ -47,20 +56,49 @@ def ocr_missing_pages(
     weighted = 0.0
     words = 0
     read = 0
-    for n, index in enumerate(todo):
-        if cancelled():
-            raise OcrStopped
-        eta = None
-        if n:
-            eta = (time.monotonic() - started) / n * (len(todo) - n)
-        report(f"{label}: OCR page {index + 1} ({n + 1} of {len(todo)})", eta)
-        page = ocr.ocr_pdf_page(source, index, dpi=dpi)
-        out[index] = page.text
-        if page.text:
-            read += 1
-        if page.confidence is not None:
-            weighted += page.confidence * page.words
-            words += page.words
+    # Pages are rendered here (PyMuPDF wants one thread) and read by Tesseract
+    # processes on up to ``workers`` threads, a few pages ahead at most.
+    workers = max(1, min(_MAX_WORKERS, os.cpu_count() or 1))
+    # Shut down without waiting: after a Stop the run returns at once (a page being
+    # read finishes in its own process and is dropped).
+    pool = cf.ThreadPoolExecutor(workers, thread_name_prefix="lectern-ocr")
+    running: dict[int, cf.Future[ocr.OcrPage]] = {}
+    queue = iter(todo)
+    done = 0
+    try:
+        while True:
+            while len(running) < workers:
+                index = next(queue, None)
+                if index is None:
+                    break
+                png = ocr.render_page(source, index, dpi=dpi)
+                if png is None:
+                    done += 1  # blank: nothing to read
+                    continue
+                running[index] = pool.submit(ocr.ocr_png, png, dpi=dpi)
+            if not running:
+                break
+            index = min(running)  # in page order
+            eta = None
+            if done:
+                eta = (time.monotonic() - started) / done * (len(todo) - done)
+            report(f"{label}: OCR page {index + 1} ({done + 1} of {len(todo)})", eta)
+            future = running.pop(index)
+            while not _wait(future):
+                if cancelled():
+                    raise OcrStopped
+            if cancelled():
+                raise OcrStopped
+            page = future.result()
+            done += 1
+            out[index] = page.text
+            if page.text:
+                read += 1
+            if page.confidence is not None:
+                weighted += page.confidence * page.words
+                words += page.words
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
     confidence = weighted / words if words else None
     mark = ocr.ocr_note(read, len(pages), confidence) if read else None
     return OcrOutcome(out, mark, confidence)

@@ -570,9 +570,17 @@ class _Run:
         return True
 
     def _report_ocr(self, current: str, eta: float | None) -> None:
-        self._report(current, force=True, eta=eta)
+        # OCR's ETA comes from the pages read so far; the bytes read say nothing of it.
+        self._report(current, force=True, eta=eta, eta_given=True)
 
-    def _report(self, current: str, *, force: bool = False, eta: float | None = None) -> None:
+    def _report(
+        self,
+        current: str,
+        *,
+        force: bool = False,
+        eta: float | None = None,
+        eta_given: bool = False,
+    ) -> None:
         if self.progress is None:
             return
         now = time.monotonic()
@@ -582,7 +590,7 @@ class _Run:
         self._harvest()
         elapsed = now - self.started
         done = sum(1 for s in self.slots if s.finished)
-        if eta is None and self.bytes_done and self.bytes_total and elapsed > 0.2:
+        if not eta_given and self.bytes_done and self.bytes_total and elapsed > 0.2:
             eta = max(0.0, elapsed * (self.bytes_total / self.bytes_done - 1))
         self.progress(Progress(done, len(self.slots), self.tokens, elapsed, eta, current))
 
