@@ -102,3 +102,33 @@ def ocr_missing_pages(
     confidence = weighted / words if words else None
     mark = ocr.ocr_note(read, len(pages), confidence) if read else None
     return OcrOutcome(out, mark, confidence)
+
+
+@dataclass(frozen=True)
+class ScanRead:
+    pages: list[str]  # the same list when no page was OCR'd
+    mark: str | None = None  # the library's OCR note
+    warning: str | None = None  # why the scans were not read
+    problem: str | None = None  # the document cannot be added: why
+
+
+def read_scans(
+    source: str,
+    pages: list[str],
+    *,
+    cancelled: Callable[[], bool],
+    report: Callable[[str, float | None], None],
+    label: str,
+) -> ScanRead | None:
+    """The ingestion step: OCR ``pages``' empty pages; None when stopped."""
+    try:
+        outcome = ocr_missing_pages(source, pages, cancelled=cancelled, report=report, label=label)
+    except OcrStopped:
+        return None
+    except ocr.OcrError as exc:
+        if any(pages):
+            return ScanRead(pages, warning=f"scanned pages not read: {exc}")
+        return ScanRead(pages, problem=f"no text layer on any of its {len(pages)} pages; {exc}")
+    if outcome.mark is None:
+        return ScanRead(pages)
+    return ScanRead(outcome.pages, mark=outcome.mark)

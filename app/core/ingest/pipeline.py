@@ -34,8 +34,7 @@ from app.core.ingest.count_cache import CountCache, open_for
 from app.core.ingest.decode import DecodeError, decode_text
 from app.core.ingest.measure import Plan, finish, plan
 from app.core.ingest.model import Document, Duplicate, IngestResult, Problem, Progress
-from app.core.ingest.ocr import OcrError
-from app.core.ingest.ocr_pass import OcrStopped, ocr_missing_pages
+from app.core.ingest.ocr_pass import read_scans
 from app.core.ingest.paged import PagedError
 from app.core.ingest.pool import ExtractionPool, PagedJob
 from app.core.ingest.walk import Candidate, walk
@@ -394,28 +393,23 @@ class _Run:
         self._pages_to_draft(slot, pages)
 
     def _pages_to_draft(self, slot: _Slot, pages: list[str]) -> None:
-        ocr_mark = None
+        ocr_notes: tuple[str | None, str | None] = (None, None)
         if slot.kind == "pdf" and not all(pages):
-            try:
-                outcome = ocr_missing_pages(
-                    str(slot.candidate.source),
-                    pages,
-                    cancelled=self._cancelled,
-                    report=self._report_ocr,
-                    label=slot.candidate.path,
-                )
-            except OcrStopped:
-                return  # the run sees the cancel and stops
-            except OcrError as exc:
-                if any(pages):
-                    slot.notes = (f"scanned pages not read: {exc}",)
-                else:
-                    self._problem(slot, f"no text layer on any of its {len(pages)} pages; {exc}")
-                    return
-            else:
-                if outcome.mark is not None:
-                    pages, ocr_mark = outcome.pages, outcome.mark
-                    slot.page_tokens = None  # counted again with the OCR text
+            read = read_scans(
+                str(slot.candidate.source),
+                pages,
+                cancelled=self._cancelled,
+                report=self._report_ocr,
+                label=slot.candidate.path,
+            )
+            if read is None:
+                return  # stopped: the run sees the cancel
+            if read.problem is not None:
+                self._problem(slot, read.problem)
+                return
+            if read.pages is not pages:
+                slot.page_tokens = None  # counted again with the OCR text
+            pages, ocr_notes = read.pages, (read.mark, read.warning)
         if not any(pages):
             self._problem(
                 slot,
@@ -431,7 +425,7 @@ class _Run:
             starts.append(offset)
             offset += len(page)
         note = paged.no_text_note(pages)
-        slot.notes = tuple(n for n in (ocr_mark, note, *slot.notes) if n)
+        slot.notes = tuple(n for n in (ocr_notes[0], note, ocr_notes[1]) if n)
         slot.draft = self._draft(slot, "".join(pages), page_starts=tuple(starts))
 
     def _draft(
