@@ -16,7 +16,17 @@ from collections.abc import Sequence
 
 from app import __version__
 
-COMMANDS = ("ingest", "ask", "quote", "sessions", "export", "backends", "key", "selftest")
+COMMANDS = (
+    "ingest",
+    "ask",
+    "quote",
+    "sessions",
+    "search",
+    "export",
+    "backends",
+    "key",
+    "selftest",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

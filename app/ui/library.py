@@ -78,6 +78,7 @@ class LibraryPanel(QWidget):
         self.rows: tuple[DocRow, ...] = ()
         self._by_id: dict[int, DocRow] = {}
         self.cited: set[str] = set()
+        self.changes: dict[str, str] = {}  # path -> changed | deleted on disk (watching)
         self._building = False
         self._generation = 0  # set_documents calls: a newer one supersedes a build under way
         self.setObjectName("library")
@@ -270,7 +271,9 @@ class LibraryPanel(QWidget):
     def _file_items(self, row: DocRow, name: str) -> list[QStandardItem]:
         mark = " ●" if row.path in self.cited else ""
         lock = " 🔒" if row.local_only else ""
-        item = QStandardItem(f"{name}{lock}{mark}")
+        disk = {"changed": " ✎", "deleted": " ✕"}.get(self.changes.get(row.path, ""), "")
+        ocr = next((_ocr_mark(n) for n in row.notes if n.startswith("OCR:")), "")
+        item = QStandardItem(f"{name}{ocr}{lock}{mark}{disk}")
         item.setCheckable(True)
         item.setEditable(False)
         item.setCheckState(Qt.CheckState.Checked if row.included else Qt.CheckState.Unchecked)
@@ -281,6 +284,12 @@ class LibraryPanel(QWidget):
             tip.append("Local-only: never sent off this machine")
         if row.path in self.cited:
             tip.append("Cited by the last answer")
+        if row.path in self.changes:
+            tip.append(
+                "Deleted on disk: excluded before the next question"
+                if self.changes[row.path] == "deleted"
+                else "Changed on disk: read again before the next question"
+            )
         tip.extend(row.notes)
         item.setToolTip(safe_tip("\n".join(tip)))
         kind = _cell(_kind_name(row.kind))
@@ -494,3 +503,9 @@ def _cell(text: str) -> QStandardItem:
     item = QStandardItem(text)
     item.setEditable(False)
     return item
+
+
+def _ocr_mark(note: str) -> str:
+    """The mark " (OCR 96%)" from the note "OCR: ... mean confidence 96%"."""
+    tail = note.rsplit(" ", 1)[-1]
+    return f" (OCR {tail})" if tail.endswith("%") else " (OCR)"

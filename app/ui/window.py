@@ -132,6 +132,9 @@ class MainWindow(QMainWindow):
         self._connect()
         self._set_enabled(False)
         self._restore_geometry()
+        from app.ui.session_tools import install
+
+        self.tools = install(self)  # find, search, fork/edit, watching (issue 19)
 
     # --- building ---------------------------------------------------------------------------
 
@@ -369,6 +372,7 @@ class MainWindow(QMainWindow):
             self.pending_paths.extend(paths)  # read once the question is on its way
             return
         self.controller.add_paths(paths)
+        self.tools.watch_paths(paths)
 
     def session_locked(self) -> bool:
         """A job runs or a question is being planned: the session may not change."""
@@ -446,6 +450,8 @@ class MainWindow(QMainWindow):
     def send(self, question: str) -> None:
         if self.controller.busy or self.controller.session is None:
             return
+        if self.tools.sync_first(question):
+            return  # files changed on disk: read them first, then this sends
         backend, mode = self.chosen_backend(), self.chosen_mode()
         ws, name = self.ws, self.controller.session
         assert ws is not None

@@ -34,6 +34,7 @@ from app.core.ingest.count_cache import CountCache, open_for
 from app.core.ingest.decode import DecodeError, decode_text
 from app.core.ingest.measure import Plan, finish, plan
 from app.core.ingest.model import Document, Duplicate, IngestResult, Problem, Progress
+from app.core.ingest.ocr_pass import read_scans
 from app.core.ingest.paged import PagedError
 from app.core.ingest.pool import ExtractionPool, PagedJob
 from app.core.ingest.walk import Candidate, walk
@@ -228,6 +229,8 @@ class _Run:
                     self._problem(slot, f"could not be read: {type(exc).__name__}: {exc}"[:300])
                 if slot.draft is not None:
                     self._queue(slot)
+        if self._cancelled():
+            return self._finish(cancelled=True)
         self._flush()
         for _, future in self.batches:
             if not self._wait_future(future):
@@ -390,10 +393,29 @@ class _Run:
         self._pages_to_draft(slot, pages)
 
     def _pages_to_draft(self, slot: _Slot, pages: list[str]) -> None:
+        ocr_notes: tuple[str | None, str | None] = (None, None)
+        if slot.kind == "pdf" and not all(pages):
+            read = read_scans(
+                str(slot.candidate.source),
+                pages,
+                cancelled=self._cancelled,
+                report=self._report_ocr,
+                label=slot.candidate.path,
+            )
+            if read is None:
+                return  # stopped: the run sees the cancel
+            if read.problem is not None:
+                self._problem(slot, read.problem)
+                return
+            if read.pages is not pages:
+                slot.page_tokens = None  # counted again with the OCR text
+            pages, ocr_notes = read.pages, (read.mark, read.warning)
         if not any(pages):
             self._problem(
                 slot,
-                f"no text layer on any of its {len(pages)} pages (scanned images?); "
+                f"no text on any of its {len(pages)} pages, not even by OCR (blank pages?)"
+                if slot.kind == "pdf"
+                else f"no text layer on any of its {len(pages)} pages (scanned images?); "
                 "run OCR on it (e.g. ocrmypdf) and add the result",
             )
             return
@@ -403,7 +425,7 @@ class _Run:
             starts.append(offset)
             offset += len(page)
         note = paged.no_text_note(pages)
-        slot.notes = (note,) if note else ()
+        slot.notes = tuple(n for n in (ocr_notes[0], note, ocr_notes[1]) if n)
         slot.draft = self._draft(slot, "".join(pages), page_starts=tuple(starts))
 
     def _draft(
@@ -541,7 +563,18 @@ class _Run:
             self._report("")
         return True
 
-    def _report(self, current: str, *, force: bool = False) -> None:
+    def _report_ocr(self, current: str, eta: float | None) -> None:
+        # OCR's ETA comes from the pages read so far; the bytes read say nothing of it.
+        self._report(current, force=True, eta=eta, eta_given=True)
+
+    def _report(
+        self,
+        current: str,
+        *,
+        force: bool = False,
+        eta: float | None = None,
+        eta_given: bool = False,
+    ) -> None:
         if self.progress is None:
             return
         now = time.monotonic()
@@ -551,8 +584,7 @@ class _Run:
         self._harvest()
         elapsed = now - self.started
         done = sum(1 for s in self.slots if s.finished)
-        eta = None
-        if self.bytes_done and self.bytes_total and elapsed > 0.2:
+        if not eta_given and self.bytes_done and self.bytes_total and elapsed > 0.2:
             eta = max(0.0, elapsed * (self.bytes_total / self.bytes_done - 1))
         self.progress(Progress(done, len(self.slots), self.tokens, elapsed, eta, current))
 

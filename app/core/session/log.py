@@ -317,10 +317,16 @@ class Session:
     # --- the log ---
 
     def turns(self) -> list[TurnRecord]:
-        events = self.store.events(self.id, types=("question", "answer", "review", "backend_call"))
+        events = self.store.events(
+            self.id, types=("question", "answer", "review", "backend_call", "retracted")
+        )
         questions: dict[int, dict[str, Any]] = {}
         order: list[int] = []
         for ev in events:
+            if ev.type == "retracted":  # taken back to be edited: out of the conversation
+                questions.pop(int(ev.payload.get("question_id", 0)), None)
+                order = [q for q in order if q in questions]
+                continue
             if ev.type == "question":
                 questions[ev.id] = {"ev": ev, "answers": [], "reviews": [], "calls": []}
                 order.append(ev.id)
@@ -414,6 +420,14 @@ class Session:
         if len(rows) > 1:
             self.reload()
         return rows[-1]
+
+    def retract(self, question_id: int) -> EventRow:
+        """Take back the last question (to edit and resend it): its turn leaves the
+        conversation and the transcript; the log keeps it."""
+        turns = self.turns()
+        if not turns or turns[-1].question_id != question_id:
+            raise SessionError("Only the last question can be edited and sent again.")
+        return self.store.append_event(self.id, "retracted", {"question_id": question_id})
 
     def record_call(self, question_id: int | None, payload: Mapping[str, Any]) -> EventRow:
         """Log one backend call: usage, cost, latency, outcome."""

@@ -99,10 +99,43 @@ def m003_document_count_basis(conn: sqlite3.Connection) -> None:
     conn.execute("ALTER TABLE documents ADD COLUMN count_basis TEXT")
 
 
+def m004_search_index(conn: sqlite3.Connection) -> None:
+    # Full-text search over questions and answers of every session (SQLite FTS5).
+    # The row id is the event's id; triggers keep it in step as answers stream in
+    # (their row is updated), and deleting a session deletes its rows.
+    _script(
+        conn,
+        """
+        CREATE VIRTUAL TABLE search_index USING fts5(
+            text, kind UNINDEXED, tokenize = 'unicode61 remove_diacritics 2'
+        );
+        CREATE TRIGGER search_index_insert AFTER INSERT ON events
+        WHEN NEW.type IN ('question', 'answer') BEGIN
+            INSERT INTO search_index (rowid, text, kind)
+            VALUES (NEW.id, COALESCE(json_extract(NEW.payload, '$.text'), ''), NEW.type);
+        END;
+        CREATE TRIGGER search_index_update AFTER UPDATE OF payload ON events
+        WHEN NEW.type IN ('question', 'answer') BEGIN
+            DELETE FROM search_index WHERE rowid = OLD.id;
+            INSERT INTO search_index (rowid, text, kind)
+            VALUES (NEW.id, COALESCE(json_extract(NEW.payload, '$.text'), ''), NEW.type);
+        END;
+        CREATE TRIGGER search_index_delete AFTER DELETE ON events
+        WHEN OLD.type IN ('question', 'answer') BEGIN
+            DELETE FROM search_index WHERE rowid = OLD.id;
+        END;
+        INSERT INTO search_index (rowid, text, kind)
+            SELECT id, COALESCE(json_extract(payload, '$.text'), ''), type FROM events
+            WHERE type IN ('question', 'answer');
+        """,
+    )
+
+
 MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
     m001_initial,
     m002_document_block_tokens,
     m003_document_count_basis,
+    m004_search_index,
 )
 
 

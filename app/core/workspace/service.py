@@ -43,7 +43,9 @@ if TYPE_CHECKING:
     from app.core.config.wiring import Wiring
     from app.core.ingest.model import IngestResult
     from app.core.session import Session, SessionSummary
+    from app.core.session.search import SearchHit
     from app.core.session.store import Store
+    from app.core.workspace.sync import SyncOutcome
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -118,6 +120,12 @@ class Workspace:
 
         return list_sessions(self.store)
 
+    def search(self, text: str, *, limit: int = 50) -> list[SearchHit]:
+        """Questions and answers of every session matching ``text`` (FTS5), best first."""
+        from app.core.session.search import search
+
+        return search(self.store, text, limit=limit)
+
     def session(self, name: str) -> Session:
         """An existing session (its answers a dead process left streaming become
         interrupted)."""
@@ -142,6 +150,43 @@ class Workspace:
                 name = f"ask-{stamp}-{n}"
                 n += 1
         return Session.open(self.store, name, mode=mode or self.wiring.default_mode)
+
+    def fork(self, session: str, question_id: int, name: str | None = None) -> Session:
+        """A new session with ``session``'s corpus and conversation up to and including
+        question ``question_id``: its prompt is the same, so it still hits the cache."""
+        from app.core.session import Session
+        from app.core.session.fork import ForkError, fork_session, mode_at
+
+        source = self.session(session)
+        if name is None:
+            name, n = f"{source.name} (fork)", 2
+            while self.store.get_session(name) is not None:
+                name, n = f"{source.name} (fork {n})", n + 1
+        elif self.store.get_session(name) is not None:
+            raise WorkspaceError(f"A session named {name!r} already exists.", EXIT_USAGE)
+        mode = mode_at(self.store, source.id, question_id, str(source.mode))
+        try:
+            fork_session(
+                self.store, source.id, question_id, name=name, mode=mode, settings=source.settings
+            )
+        except ForkError as exc:
+            raise WorkspaceError(str(exc), EXIT_USAGE) from None
+        return Session.open(self.store, name, create=False)
+
+    def retract_last(self, session: str) -> str:
+        """Take back the last question to edit it; returns its text (for the composer).
+        Ask the edited text next: it follows the same prefix, still a cache hit."""
+        from app.core.session import SessionError
+
+        target = self.session(session)
+        turns = target.turns()
+        if not turns:
+            raise WorkspaceError("No question to edit yet.", EXIT_USAGE)
+        try:
+            target.retract(turns[-1].question_id)
+        except SessionError as exc:
+            raise WorkspaceError(str(exc), EXIT_USAGE) from None
+        return turns[-1].question
 
     def open_or_create(self, name: str | None, mode: ThinkingMode | None = None) -> Session:
         """The named session (created in ``mode`` or the default if new), or a new one."""
@@ -222,6 +267,20 @@ class Workspace:
             cancel=cancel or CancelToken(),
         )
         return add_result(target, result, unchanged, local_only=local_only)
+
+    def sync(
+        self,
+        session: str,
+        roots: Sequence[str],
+        *,
+        sink: Sink = ignore,
+        cancel: CancelToken | None = None,
+    ) -> SyncOutcome:
+        """Before the next question: changed and new files under ``roots`` (the watched
+        paths) are read again and appended, deleted ones excluded (``sync``)."""
+        from app.core.workspace.sync import sync_session
+
+        return sync_session(self, session, roots, sink=sink, cancel=cancel)
 
     def set_included(self, session: str, doc_ids: Sequence[int], included: bool) -> None:
         """Include or exclude documents. After a question this changes the prompt's

@@ -262,6 +262,11 @@ class Writer:
             link.setAnchorHref(href("review", parts.id))
             link.setToolTip("Ask the Pro model to check this answer and correct it")
             cursor.insertText("Review with Pro", link)
+            fork = QTextCharFormat(link)
+            fork.setAnchorHref(href("fork", parts.id))
+            fork.setToolTip("A new session with this corpus and the conversation up to here")
+            cursor.insertText("   ", f.footer)
+            cursor.insertText("Fork from here", fork)
             wrote = True
         if not wrote:
             self.glue(cursor)

@@ -61,6 +61,7 @@ class TranscriptView(QTextBrowser):
     citationClicked = Signal(dict)
     externalLinkClicked = Signal(QUrl)
     reviewRequested = Signal(str)
+    forkRequested = Signal(str)  # a message id: a new session up to that answer
 
     def __init__(self, parent: QWidget | None = None, dark: bool = False) -> None:
         super().__init__(parent)
@@ -441,6 +442,8 @@ class TranscriptView(QTextBrowser):
             self.citationClicked.emit(dict(cite))
         elif scheme == "review":
             self.reviewRequested.emit(target)
+        elif scheme == "fork":
+            self.forkRequested.emit(target)
         elif scheme == "reasoning":
             self._toggle_reasoning(target)
         elif scheme in ("http", "https"):
