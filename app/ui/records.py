@@ -36,43 +36,55 @@ def _status(value: str) -> MessageStatus:
 
 
 def messages_of(turns: Iterable[Any]) -> list[ChatMessage]:
-    """Every question, answer and review of a session, in order."""
+    """Every question, answer and review of a session, in the log's order.
+
+    Answers and reviews of one turn interleave by their event ids (the order they
+    started in), as the window showed them live: an escalation that began after a
+    review stands after it."""
     out: list[ChatMessage] = []
     for turn in turns:
         out.append(ChatMessage(id=f"q{turn.question_id}", role="user", text=turn.question))
+        parts: list[tuple[int, ChatMessage]] = []
         for answer in turn.answers:
             status = _status(answer.status)
-            out.append(
-                ChatMessage(
-                    id=f"a{answer.id}",
-                    role="escalation" if answer.role == "escalation" else "draft",
-                    text=answer.text,
-                    label=label_of(answer.backend, answer.model, answer.tier),
-                    reasoning=answer.reasoning,
-                    reasoning_tokens=reasoning_tokens(answer.usage),
-                    status=status,
-                    error=answer.error if status == "failed" else None,
-                    citations=tuple(answer.citations),
+            parts.append(
+                (
+                    answer.id,
+                    ChatMessage(
+                        id=f"a{answer.id}",
+                        role="escalation" if answer.role == "escalation" else "draft",
+                        text=answer.text,
+                        label=label_of(answer.backend, answer.model, answer.tier),
+                        reasoning=answer.reasoning,
+                        reasoning_tokens=reasoning_tokens(answer.usage),
+                        status=status,
+                        error=answer.error if status == "failed" else None,
+                        citations=tuple(answer.citations),
+                    ),
                 )
             )
         for review in turn.reviews:
             p = review.payload
             status = _status(review.status)
-            out.append(
-                ChatMessage(
-                    id=f"r{review.id}",
-                    role="review",
-                    text=str(p.get("corrected") or p.get("text") or ""),
-                    label=label_of(str(p.get("backend", "")), str(p.get("model", ""))),
-                    reasoning=str(p.get("reasoning", "")),
-                    reasoning_tokens=reasoning_tokens(p.get("usage")),
-                    status=status,
-                    error=str(p.get("error")) if status == "failed" else None,
-                    citations=tuple(p.get("citations") or ()),
-                    review_of=f"a{review.answer_id}",
-                    verdict=p.get("verdict"),
+            parts.append(
+                (
+                    review.id,
+                    ChatMessage(
+                        id=f"r{review.id}",
+                        role="review",
+                        text=str(p.get("corrected") or p.get("text") or ""),
+                        label=label_of(str(p.get("backend", "")), str(p.get("model", ""))),
+                        reasoning=str(p.get("reasoning", "")),
+                        reasoning_tokens=reasoning_tokens(p.get("usage")),
+                        status=status,
+                        error=str(p.get("error")) if status == "failed" else None,
+                        citations=tuple(p.get("citations") or ()),
+                        review_of=f"a{review.answer_id}",
+                        verdict=p.get("verdict"),
+                    ),
                 )
             )
+        out.extend(message for _, message in sorted(parts, key=lambda part: part[0]))
     return out
 
 

@@ -37,7 +37,8 @@ def test_cache_scenario(mode: str, work: Path) -> None:
     saved[mode] = {k: v for k, v in result.items() if k != "server_usages"}
     out.write_text(json.dumps(saved, indent=2))
 
-    assert 190_000 <= result["corpus_tokens"] <= 215_000
+    # ~200K tokens of text; corpus_tokens is what it costs in the prompt (anchors included).
+    assert 190_000 <= result["corpus_tokens"] <= 240_000
     questions = result["questions"]
     assert len(questions) == 10
     assert questions[0]["cache_hit"] == 0  # the first read of a corpus always misses
