@@ -36,55 +36,54 @@ def _status(value: str) -> MessageStatus:
 
 
 def messages_of(turns: Iterable[Any]) -> list[ChatMessage]:
-    """Every question, answer and review of a session, in the log's order.
+    """Every question, answer and review of a session, as the window shows them live.
 
-    Answers and reviews of one turn interleave by their event ids (the order they
-    started in), as the window showed them live: an escalation that began after a
-    review stands after it."""
+    Answers stand in the log's order; each review stands right under the answer it
+    reviews (the window puts Pro's card under the draft), even when an escalation of
+    that turn was logged before the review."""
     out: list[ChatMessage] = []
     for turn in turns:
         out.append(ChatMessage(id=f"q{turn.question_id}", role="user", text=turn.question))
-        parts: list[tuple[int, ChatMessage]] = []
+        answers: list[ChatMessage] = []
+        reviews: dict[str, list[ChatMessage]] = {}
         for answer in turn.answers:
             status = _status(answer.status)
-            parts.append(
-                (
-                    answer.id,
-                    ChatMessage(
-                        id=f"a{answer.id}",
-                        role="escalation" if answer.role == "escalation" else "draft",
-                        text=answer.text,
-                        label=label_of(answer.backend, answer.model, answer.tier),
-                        reasoning=answer.reasoning,
-                        reasoning_tokens=reasoning_tokens(answer.usage),
-                        status=status,
-                        error=answer.error if status == "failed" else None,
-                        citations=tuple(answer.citations),
-                    ),
+            answers.append(
+                ChatMessage(
+                    id=f"a{answer.id}",
+                    role="escalation" if answer.role == "escalation" else "draft",
+                    text=answer.text,
+                    label=label_of(answer.backend, answer.model, answer.tier),
+                    reasoning=answer.reasoning,
+                    reasoning_tokens=reasoning_tokens(answer.usage),
+                    status=status,
+                    error=answer.error if status == "failed" else None,
+                    citations=tuple(answer.citations),
                 )
             )
         for review in turn.reviews:
             p = review.payload
             status = _status(review.status)
-            parts.append(
-                (
-                    review.id,
-                    ChatMessage(
-                        id=f"r{review.id}",
-                        role="review",
-                        text=str(p.get("corrected") or p.get("text") or ""),
-                        label=label_of(str(p.get("backend", "")), str(p.get("model", ""))),
-                        reasoning=str(p.get("reasoning", "")),
-                        reasoning_tokens=reasoning_tokens(p.get("usage")),
-                        status=status,
-                        error=str(p.get("error")) if status == "failed" else None,
-                        citations=tuple(p.get("citations") or ()),
-                        review_of=f"a{review.answer_id}",
-                        verdict=p.get("verdict"),
-                    ),
+            reviews.setdefault(f"a{review.answer_id}", []).append(
+                ChatMessage(
+                    id=f"r{review.id}",
+                    role="review",
+                    text=str(p.get("corrected") or p.get("text") or ""),
+                    label=label_of(str(p.get("backend", "")), str(p.get("model", ""))),
+                    reasoning=str(p.get("reasoning", "")),
+                    reasoning_tokens=reasoning_tokens(p.get("usage")),
+                    status=status,
+                    error=str(p.get("error")) if status == "failed" else None,
+                    citations=tuple(p.get("citations") or ()),
+                    review_of=f"a{review.answer_id}",
+                    verdict=p.get("verdict"),
                 )
             )
-        out.extend(message for _, message in sorted(parts, key=lambda part: part[0]))
+        for message in answers:
+            out.append(message)
+            out.extend(reviews.pop(message.id, ()))
+        for orphans in reviews.values():  # a review of an answer this turn no longer lists
+            out.extend(orphans)
     return out
 
 
