@@ -70,6 +70,22 @@ def plan_for_backend(pool: Any, name: str, tokens: int) -> Any:
     return plan_for_model(path, tokens=n_ctx, llama=llama)
 
 
+def model_note(path: str | Path, tokens: int | None = None) -> MemoryNote | None:
+    """The note for a model file or folder not configured yet (the first-run card,
+    Settings), holding a ``tokens``-token context (default: the context a new local
+    backend starts with). None: no weights there."""
+    from backends.factory import DEFAULT_LOCAL_CTX
+    from backends.local.memory_plan import plan_for_model, weight_files
+
+    model = Path(path).expanduser()
+    if not weight_files(model):
+        return None
+    n = tokens or DEFAULT_LOCAL_CTX
+    plan = plan_for_model(model, tokens=n)
+    text = plan.message(f"A {n:,}-token context")
+    return MemoryNote(text, plan.fits, plan.needed_bytes, plan.available_bytes)
+
+
 def memory_note(pool: Any, name: str, tokens: int) -> MemoryNote | None:
     """The note for backend ``name`` of ``pool`` holding ``tokens`` tokens (None: not an
     in-process backend, or its weights are not there)."""

@@ -88,11 +88,13 @@ class MemoryPlan:
         out["fits"] = self.fits
         return out
 
-    def message(self) -> str:
-        """What the window and CLI say: the figures, and what to change when it does not fit."""
+    def message(self, subject: str | None = None) -> str:
+        """What the window and CLI say: the figures, and what to change when it does not
+        fit. ``subject`` names what needs the memory (default: this corpus)."""
         need, have = self.needed_bytes / _GIB, self.available_bytes / _GIB
+        subject = subject or f"This corpus ({self.tokens:,} tokens)"
         head = (
-            f"This corpus ({self.tokens:,} tokens) needs {need:.1f} GB with this model "
+            f"{subject} needs {need:.1f} GB with this model "
             f"({self.weights_bytes / _GIB:.1f} GB of weights), {self.machine} has {have:.1f} GB"
             f" ({self.limit})."
         )
