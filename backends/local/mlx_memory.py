@@ -12,7 +12,7 @@ Three parts, each from what the engine actually allocates:
   heads are outside MLX's fused attention kernels (64, 80 and 128 only), so on the
   GPU as on the CPU attention runs MLX's unfused fallback, which holds about three
   score matrices of ``heads x chunk x keys`` at its peak (measured, and checked by
-  ``tests/unit/test_mlx_memory.py`` against MLX itself); the lightning indexers score
+  ``tests/integration/test_mlx_memory.py`` against MLX itself); the lightning indexers score
   every compressed position for every query of the chunk. These terms grow with
   chunk x context and decide, with the KV, what a long corpus adds to the weights.
 
@@ -36,7 +36,7 @@ INDEX_SCORE_TILE = 4096  # mlx-vlm V4.1 scores index keys in tiles of this many 
 INDEX_TILE_MIN_ELEMS = 1 << 26  # ... once queries x heads x keys passes this
 _HISA_FINE_CHUNK = 512  # mlx-vlm V4's HISA fine stage runs this many queries at a time
 # mlx-vlm V4.1's indexer, in units of one chunk x keys float32 array (measured on MLX
-# 0.32 with the ops alone, and checked by tests/unit/test_mlx_memory.py):
+# 0.32 with the ops alone, and checked by tests/integration/test_mlx_memory.py):
 INDEX_UNTILED_EXTRA = 3.25  # besides the per-head scores: their sum, mask and positions
 INDEX_TILED_EXTRA = 1.0  # besides one tile's per-head scores: the tiles joined so far
 INDEX_RANKED = 5.25  # the scores, their negation, the argsort and the top-k's sort
@@ -228,6 +228,8 @@ def _v4_activations(config: dict[str, Any], tokens: int, chunk: int, elem: int) 
             rows = min(chunk, _HISA_FINE_CHUNK) * keep * block
             fine = rows * idx_dim * 4 + 2 * rows * idx_heads * 4
             index = max(2 * idx_heads * chunk * (pooled // block) * 4, fine)
+            # the flat scan below the HISA threshold, which a long read passed on its way
+            index = max(index, 2 * idx_heads * chunk * (block * keep - 1) * 4)
         else:
             index = 2 * idx_heads * chunk * pooled * 4
         index += 2 * chunk * pooled  # the pool's causal mask and its visible counts
