@@ -62,6 +62,7 @@ def build_window(app: LecternApp, paths: Sequence[str] = ()) -> QObject:
     # full encoder holds the GIL ~50 ms, a stall once on screen. Without a store
     # (the first run), it is made after the window shows (``show_window``).
     preload_stored()
+    _import_service()
     window = MainWindow()
     theme.apply(app, theme.wants_dark())
     window.transcript.apply_theme(theme.wants_dark())
@@ -78,32 +79,62 @@ def build_window(app: LecternApp, paths: Sequence[str] = ()) -> QObject:
     return window
 
 
+def _import_service() -> None:
+    """Import the Qt-free service before the window shows (~0.1 s), not on the thread
+    that opens the workspace once it is shown: its imports hold the GIL in long
+    stretches (pydantic builds the backend settings' validators in Rust, ~15 ms at a
+    time), and on a worker they starved the UI thread through the window's first
+    frames and its first session (``startup_stall_ms``, ``launch_files_stall_ms`` of
+    ``tests/bench/ui_responsiveness.py``). Opening the config and the store, which
+    touch the disk, stays off the UI thread."""
+    import app.core.workspace  # noqa: F401
+    import backends.remote.openai_compat  # noqa: F401 (the window's backend list asks it)
+
+
 def show_window(window: QObject) -> None:
     """Show ``window``; everything slow starts once it is on screen.
 
     Once a session is shown, what the first drop and the first question would load
     loads in the background: the V4 tokenizer (its loads hold the GIL for stretches of
-    0.1-0.4 s: JSON, tiktoken's and ``tokenizers``' tables) and, with a remote backend,
-    ``openai`` (one of its dataclasses holds the GIL ~50 ms). Loaded on use, they froze
-    the window during the first read, its quote and the first answer
-    (``tests/bench/ui_responsiveness.py``); at start they would delay the session.
-    Then they are frozen out of the collector's way, with the start-up objects: a full
-    collection over them held the GIL ~40 ms at the start of the first read."""
+    0.1-0.4 s: JSON, tiktoken's and ``tokenizers``' tables), then, once the window is
+    idle (no job, no task: files given at launch are read and quoted first), Pygments'
+    lexer and, with a remote backend, ``openai`` (one of its dataclasses holds the GIL
+    ~50 ms; its import is ~0.5 s of Python). Loaded on use, they froze the window during
+    the first read, its quote and the first answer; loaded beside a read or a quote they
+    starve the UI thread of the GIL (``tests/bench/ui_responsiveness.py``). Then they are
+    frozen out of the collector's way, with the start-up objects: a full collection
+    over them held the GIL ~40 ms at the start of the first read.
+    ``window.warmed_up`` turns True once the idle warm-up is under way."""
     window.show()  # type: ignore[attr-defined]
     QTimer.singleShot(0, window.start)  # type: ignore[attr-defined]
     QTimer.singleShot(500, gc.freeze)
     tasks = window.tasks  # type: ignore[attr-defined]
+    controller = window.controller  # type: ignore[attr-defined]
     warmed: list[bool] = []
+    window.warmed_up = False  # type: ignore[attr-defined]
+    idle = QTimer(window)
+    idle.setInterval(100)
 
     def warm() -> None:  # once: later objects stay collectable
         if warmed:
             return
         warmed.append(True)
-        ws = window.ws  # type: ignore[attr-defined]
         tasks.run(warm_tokenizer, lambda _r: gc.freeze())  # serial: before the quotes
-        if ws is not None and any(s.kind == "openai" for s in ws.wiring.router.specs.values()):
+        idle.start()
+
+    def warm_when_idle() -> None:
+        ws = window.ws  # type: ignore[attr-defined]
+        if ws is None or controller.busy or tasks.pending():
+            return
+        idle.stop()
+        window.warmed_up = True  # type: ignore[attr-defined]
+        from app.ui.chat.highlight import warm_up
+
+        tasks.run(warm_up, serial=False)
+        if any(s.kind == "openai" for s in ws.wiring.router.specs.values()):
             tasks.run(warm_openai, lambda _r: gc.freeze(), serial=False)
 
+    idle.timeout.connect(warm_when_idle)
     window.ready.connect(warm)  # type: ignore[attr-defined]
 
 
