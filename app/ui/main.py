@@ -87,7 +87,10 @@ def _import_service() -> None:
     frames and its first session (``startup_stall_ms``, ``launch_files_stall_ms`` of
     ``tests/bench/ui_responsiveness.py``). Opening the config and the store, which
     touch the disk, stays off the UI thread."""
+    import app.core.ask.types
+    import app.core.config.wiring
     import app.core.workspace  # noqa: F401
+    import backends.factory
     import backends.remote.openai_compat  # noqa: F401 (the window's backend list asks it)
 
 
