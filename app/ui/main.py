@@ -82,8 +82,8 @@ def show_window(window: QObject) -> None:
     """Show ``window``; everything slow starts once it is on screen.
 
     Once a session is shown, what the first drop and the first question would load
-    loads in the background: the V4 tokenizer (its loads hold the GIL for stretches of
-    0.1-0.4 s: JSON, tiktoken's and ``tokenizers``' tables) and, with a remote backend,
+    loads in the background: the V4 counter (read from its token store, it holds the
+    GIL ~50 ms) and, with a remote backend,
     ``openai`` (one of its dataclasses holds the GIL ~50 ms). Loaded on use, they froze
     the window during the first read, its quote and the first answer
     (``tests/bench/ui_responsiveness.py``); at start they would delay the session.
@@ -110,7 +110,9 @@ def show_window(window: QObject) -> None:
 def warm_tokenizer() -> None:
     from app.core.tokens import deepseek_v4
 
-    deepseek_v4().encode("Lectern")  # the counter, then the reference encoder quotes use
+    # The counter from its token store (~50 ms holding the GIL) and tiktoken's full
+    # encoder, which gives quotes their ids; tokenizers itself loads only on a fallback.
+    deepseek_v4().encode("Lectern")
 
 
 def warm_openai() -> None:
