@@ -73,9 +73,6 @@ def run(args: argparse.Namespace) -> int:
         )
         return 2
 
-    from app.core.tokens import warm_deepseek_v4
-
-    warm_deepseek_v4()  # the counter loads while the rest is imported
     from app.commands.common import CommandError, ProgressPrinter, run_job
     from app.core.config import ConfigError
     from app.core.config.ingest_limit import ingest_size_limit

@@ -21,7 +21,6 @@ text, ``tokenizers`` counts and encodes instead (loaded then, and only then).
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import hashlib
 import importlib.util
@@ -340,19 +339,6 @@ def deepseek_v4() -> TokenCounter:
         if not _V4:
             _V4.append(TokenCounter(deepseek_v4_tokenizer_path(), name=DEEPSEEK_V4))
         return _V4[0]
-
-
-def warm_deepseek_v4() -> threading.Thread:
-    """Start loading the shared V4 counter on a daemon thread (for a command that
-    will count soon: the load overlaps its imports and config); returns the thread."""
-
-    def load() -> None:
-        with contextlib.suppress(Exception):  # the counter's own use reports it
-            deepseek_v4()
-
-    thread = threading.Thread(target=load, name="lectern-counter-warm", daemon=True)
-    thread.start()
-    return thread
 
 
 def preload_stored() -> bool:
