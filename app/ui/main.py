@@ -55,8 +55,8 @@ def make_app(argv: Sequence[str] | None = None) -> LecternApp:
 def build_window(app: LecternApp, paths: Sequence[str] = ()) -> QObject:
     """The window, themed, with ``paths`` and any queued files waiting for a session."""
     from app.core.tokens import preload_stored
-    from app.ui import theme
-    from app.ui.window import MainWindow
+    from app.ui.common import theme
+    from app.ui.shell.window import MainWindow
 
     # The token counter from its store (~0.1 s), before the window shows: making its
     # full encoder holds the GIL ~50 ms, a stall once on screen. Without a store
