@@ -230,7 +230,7 @@ def _drive(paths: list[Path], out: Path, dark: bool) -> int:
 
     def viewer() -> None:
         shot("viewer")
-        from app.ui.settings_dialog import SettingsDialog
+        from app.ui.settings.settings_dialog import SettingsDialog
 
         dialog = SettingsDialog(window.tasks, window)
         dialog.show()

@@ -1,12 +1,23 @@
 """Every test runs with its own data folder and Qt settings: nothing reads or writes
-the user's sessions, token-count cache or window settings."""
+the user's sessions, token-count cache or window settings. The run's derived data
+(the token store, ``<XDG_CACHE_HOME>/lectern``) goes to a folder of its own too,
+made once per run and removed at its end, so the first counter of the run makes
+the store as a fresh machine would."""
 
 from __future__ import annotations
 
+import atexit
+import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
+
+_CACHE = tempfile.mkdtemp(prefix="lectern-test-cache-")
+os.environ["XDG_CACHE_HOME"] = _CACHE  # before any test module makes a counter
+atexit.register(shutil.rmtree, _CACHE, True)
 
 
 @pytest.fixture(autouse=True)

@@ -55,8 +55,8 @@ def make_app(argv: Sequence[str] | None = None) -> LecternApp:
 def build_window(app: LecternApp, paths: Sequence[str] = ()) -> QObject:
     """The window, themed, with ``paths`` and any queued files waiting for a session."""
     from app.core.tokens import preload_stored
-    from app.ui import theme
-    from app.ui.window import MainWindow
+    from app.ui.common import theme
+    from app.ui.shell.window import MainWindow
 
     # The token counter from its store (~0.1 s), before the window shows: making its
     # full encoder holds the GIL ~50 ms, a stall once on screen. Without a store
@@ -98,8 +98,8 @@ def show_window(window: QObject) -> None:
     """Show ``window``; everything slow starts once it is on screen.
 
     Once a session is shown, what the first drop and the first question would load
-    loads in the background: the V4 tokenizer (its loads hold the GIL for stretches of
-    0.1-0.4 s: JSON, tiktoken's and ``tokenizers``' tables), then, once the window is
+    loads in the background: the V4 counter (read from its token store, it holds the
+    GIL ~50 ms), then, once the window is
     idle (no job, no task: files given at launch are read and quoted first), Pygments'
     lexer and, with a remote backend, ``openai`` (one of its dataclasses holds the GIL
     ~50 ms; its import is ~0.5 s of Python). Loaded on use, they froze the window during
@@ -144,7 +144,9 @@ def show_window(window: QObject) -> None:
 def warm_tokenizer() -> None:
     from app.core.tokens import deepseek_v4
 
-    deepseek_v4().encode("Lectern")  # the counter, then the reference encoder quotes use
+    # The counter from its token store (~50 ms holding the GIL) and tiktoken's full
+    # encoder, which gives quotes their ids; tokenizers itself loads only on a fallback.
+    deepseek_v4().encode("Lectern")
 
 
 def warm_openai() -> None:

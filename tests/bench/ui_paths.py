@@ -33,7 +33,7 @@ from typing import Any
 def library_3000(bench: Any) -> dict[str, Any]:
     from PySide6.QtCore import QTimer
 
-    from app.ui.records import DocRow
+    from app.ui.shell.records import DocRow
 
     rows = tuple(
         DocRow(i, f"repo/pkg{i % 60}/mod{i % 7}/file_{i}.py", "code", 900 + i, "active", False, ())

@@ -10,8 +10,8 @@ from PySide6.QtCore import QEvent, QPoint, QPointF, Qt
 from PySide6.QtGui import QColor, QHelpEvent
 from PySide6.QtWidgets import QApplication, QToolTip
 
-from app.ui.context_detail import ContextDetailView
-from app.ui.context_map import (
+from app.ui.context.context_detail import ContextDetailView
+from app.ui.context.context_map import (
     BAR_HEIGHT,
     BAR_TOP,
     CITED_COLOUR,
@@ -147,7 +147,7 @@ def test_tooltip_names_the_figures_under_the_pointer(bar: ContextMapBar, qtbot: 
     assert bar.tooltip_at(QPointF(free.x1 - 3, MID)).startswith("Free\n")
     assert bar.tooltip_at(QPointF(point.x(), BAR_TOP + BAR_HEIGHT + 30)) == ""
     # A real tooltip event shows the same text (escaped: a file name is never HTML).
-    from app.ui.safe import tip
+    from app.ui.common.safe import tip
 
     pos = point.toPoint()
     event = QHelpEvent(QEvent.Type.ToolTip, pos, bar.mapToGlobal(pos))

@@ -11,8 +11,8 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication, QFileDialog, QLabel
 
-from app.ui.first_run import FirstRunPanel
-from app.ui.tasks import Tasks
+from app.ui.common.tasks import Tasks
+from app.ui.settings.first_run import FirstRunPanel
 from backends.remote.discovery import Probe
 from tests.fixtures.deepseek_server import DeepSeekServer
 
@@ -115,7 +115,7 @@ def test_choosing_a_model_file_reports_its_path(
 
 @pytest.mark.parametrize("dark", [False, True], ids=["light", "dark"])
 def test_screenshot(qtbot, tasks: Tasks, tmp_path: Path, dark: bool) -> None:
-    from app.ui import theme
+    from app.ui.common import theme
 
     app = QApplication.instance()
     assert isinstance(app, QApplication)

@@ -17,7 +17,7 @@ from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
 
 from app.cli import main
-from app.ui.window import MainWindow
+from app.ui.shell.window import MainWindow
 from tests.fixtures.deepseek_server import DeepSeekServer
 from tests.fixtures.lectern_env import TEST_KEY_ENV, fixture_config
 

@@ -107,7 +107,7 @@ def test_new_open_rename_and_include_are_off_while_an_answer_streams(
 def test_renaming_or_deleting_the_open_session_moves_the_window_with_it(
     qtbot: QtBot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, server: Any
 ) -> None:
-    from app.ui.sessions_dialog import SessionsDialog
+    from app.ui.sessions.sessions_dialog import SessionsDialog
 
     window: Any = open_window(qtbot, tmp_path, monkeypatch, server)
     add(qtbot, window, tmp_path)

@@ -18,11 +18,11 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication
 
 from app.core.config import load_config, read_toml
-from app.ui.settings_dialog import SettingsDialog
-from app.ui.settings_endpoints import EndpointRow
-from app.ui.settings_form import EndpointForm, document_from_form, form_from_document
-from app.ui.settings_pages import LEAVES
-from app.ui.tasks import Tasks
+from app.ui.common.tasks import Tasks
+from app.ui.settings.settings_dialog import SettingsDialog
+from app.ui.settings.settings_endpoints import EndpointRow
+from app.ui.settings.settings_form import EndpointForm, document_from_form, form_from_document
+from app.ui.settings.settings_pages import LEAVES
 from backends.remote.discovery import Probe
 from tests.fixtures.deepseek_server import DeepSeekServer
 from tests.fixtures.memory_keyring import MemoryKeyring, installed, no_keyring
@@ -408,7 +408,7 @@ def test_turning_the_api_off_removes_its_backends_and_keeps_the_rest() -> None:
 def test_screenshot(
     qtbot, tasks: Tasks, config: Path, ring: MemoryKeyring, tmp_path: Path, dark: bool
 ) -> None:
-    from app.ui import theme
+    from app.ui.common import theme
 
     config.parent.mkdir(parents=True)
     config.write_text(EXISTING, encoding="utf-8")

@@ -21,7 +21,7 @@ from pytestqt.qtbot import QtBot
 from app.core.events import TextChunk
 from app.core.pricing import format_money
 from app.ui.main import build_window, make_app
-from app.ui.window import MainWindow
+from app.ui.shell.window import MainWindow
 from tests.fixtures.deepseek_server import DeepSeekServer
 from tests.fixtures.docs import make_pdf
 from tests.fixtures.lectern_env import (

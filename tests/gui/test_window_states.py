@@ -24,7 +24,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 from pytestqt.qtbot import QtBot
 
 from app.core.pricing import format_money
-from app.ui.records import doc_rows, messages_of
+from app.ui.shell.records import doc_rows, messages_of
 from tests.gui.test_window import LONG, WAIT, open_window, server
 
 __all__ = ["server"]
@@ -166,7 +166,7 @@ def make_machine(qtbot: QtBot, root: Path, monkeypatch: pytest.MonkeyPatch, srv:
                 w.controller.open_session(None)
             elif click == "rename":
                 w.manage_sessions()
-                from app.ui.sessions_dialog import SessionsDialog
+                from app.ui.sessions.sessions_dialog import SessionsDialog
 
                 for d in w.findChildren(SessionsDialog):
                     d.close()

@@ -39,7 +39,7 @@ from PySide6.QtWidgets import (
 from app.core.workspace.watch import Changes, Watcher, watch_roots
 
 if TYPE_CHECKING:
-    from app.ui.window import MainWindow
+    from app.ui.shell.window import MainWindow
 
 
 class FindBar(QWidget):

@@ -27,13 +27,13 @@ from app.core.events import (
 )
 from app.core.pricing import format_money
 from app.ui.chat.model import ChatMessage
-from app.ui.context_map import ContextMapData, MapEntry
-from app.ui.library import eta_text
-from app.ui.records import DocRow, cited_paths, label_of
+from app.ui.context.context_map import ContextMapData, MapEntry
+from app.ui.library.library import eta_text
+from app.ui.shell.records import DocRow, cited_paths, label_of
 
 if TYPE_CHECKING:
-    from app.ui.controller import QuoteView, SessionView
-    from app.ui.window import MainWindow
+    from app.ui.shell.controller import QuoteView, SessionView
+    from app.ui.shell.window import MainWindow
 
 PHASES = {
     "prefill": "Reading the prompt into the local model",

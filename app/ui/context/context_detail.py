@@ -22,8 +22,14 @@ from PySide6.QtWidgets import (
 )
 
 from app.core.fit import fit_suggestions
-from app.ui.context_data import CITED_COLOUR, FOLDER_COLOURS, OVER_COLOUR, ContextMapData, share
-from app.ui.safe import tip as safe_tip
+from app.ui.common.safe import tip as safe_tip
+from app.ui.context.context_data import (
+    CITED_COLOUR,
+    FOLDER_COLOURS,
+    OVER_COLOUR,
+    ContextMapData,
+    share,
+)
 
 FRACTION_ROLE = Qt.ItemDataRole.UserRole + 3
 

@@ -24,9 +24,15 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.ui.dialog_parts import Description, FieldLabel, InlineMessage, PageHeader, ScrollContent
-from app.ui.settings_form import FormError, SettingsForm, describe, parse_usd
-from app.ui.tasks import Tasks
+from app.ui.common.dialog_parts import (
+    Description,
+    FieldLabel,
+    InlineMessage,
+    PageHeader,
+    ScrollContent,
+)
+from app.ui.common.tasks import Tasks
+from app.ui.settings.settings_form import FormError, SettingsForm, describe, parse_usd
 from backends.remote.openai_compat import host_of, is_loopback_host
 from backends.settings import LlamaCppSettings
 

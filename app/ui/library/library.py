@@ -42,9 +42,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.ui.records import DocRow
-from app.ui.safe import plain
-from app.ui.safe import tip as safe_tip
+from app.ui.common.safe import plain
+from app.ui.common.safe import tip as safe_tip
+from app.ui.shell.records import DocRow
 
 ID_ROLE = Qt.ItemDataRole.UserRole + 1  # a file's document id; folders hold none
 PATH_ROLE = Qt.ItemDataRole.UserRole + 2
