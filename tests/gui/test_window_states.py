@@ -177,6 +177,12 @@ def make_machine(qtbot: QtBot, root: Path, monkeypatch: pytest.MonkeyPatch, srv:
 
         # --- what must hold after every step ---------------------------------------------
 
+        checks = 0  # times the invariants ran (after the start and after every step)
+
+        @invariant()
+        def counted(self) -> None:
+            type(self).checks += 1
+
         @invariant()
         def transcript_is_the_log(self) -> None:
             logged = [(m.role, m.text) for m in messages_of(self.session().turns())]
@@ -223,3 +229,6 @@ def test_random_clicks_keep_the_window_truthful(
             suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
         ),
     )
+    # A few hundred steps, every one checked (hypothesis may end a run early).
+    print(f"state machine: {machine.checks} checks over 12 runs")
+    assert machine.checks >= 200
