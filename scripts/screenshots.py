@@ -246,6 +246,20 @@ def main() -> int:
         return _drive(write_corpus(tmp / "corpus"), args.out, args.dark)
 
 
+def _shrink(path: Path) -> None:
+    """256 colours, no dithering: a third of the size, the same to the eye for a UI
+    (Pillow is in the lock; without it the PNG stays as Qt wrote it)."""
+    try:
+        from PIL import Image
+    except ImportError:
+        return
+    with Image.open(path) as image:
+        small = image.convert("RGB").quantize(
+            colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE
+        )
+    small.save(path, optimize=True)
+
+
 def _drive(paths: list[Path], out: Path, dark: bool) -> int:
     from PySide6.QtCore import QSettings, QTimer
     from PySide6.QtWidgets import QApplication
@@ -262,9 +276,14 @@ def _drive(paths: list[Path], out: Path, dark: bool) -> int:
     steps: list[str] = []
     reviews: list[str] = []
 
-    def shot(name: str, widget: Any = None) -> None:
+    def shot(name: str, widget: Any = None, screen: bool = False) -> None:
+        """Save ``widget`` (the window) as drawn; ``screen``: as the screen shows it (a
+        window of its own, so what is under a transparent part shows too)."""
         QApplication.processEvents()
-        (widget or window).grab().save(str(out / f"{name}{suffix}.png"))
+        target = widget or window
+        image = QApplication.primaryScreen().grabWindow(target.winId()) if screen else target.grab()
+        image.save(str(out / f"{name}{suffix}.png"))
+        _shrink(out / f"{name}{suffix}.png")
         steps.append(name)
         print(f"saved {out / f'{name}{suffix}.png'}", flush=True)
 
@@ -348,7 +367,7 @@ def _drive(paths: list[Path], out: Path, dark: bool) -> int:
     def over_window_shots() -> None:
         shot("over_window")
         window.context_map.show_details()
-        later(800, lambda: (shot("context_map", window.context_map.details), fit()))
+        later(800, lambda: (shot("context_map", window.context_map.details, screen=True), fit()))
 
     def fit() -> None:
         window.context_map.details.close()
