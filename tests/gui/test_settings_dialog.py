@@ -362,6 +362,23 @@ def test_without_a_keyring_the_file_is_saved_and_the_key_problem_is_shown(
     assert set(load_config(config).backends) == {"flash", "pro"}
 
 
+def test_without_a_keyring_a_key_in_the_environment_is_not_an_error(
+    qtbot, tasks: Tasks, config: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The key Lectern will use is in DEEPSEEK_API_KEY: no red box telling the user to
+    set it (the screenshot of Settings showed one); the missing keyring is still said."""
+    config.parent.mkdir(parents=True)
+    config.write_text(EXISTING, encoding="utf-8")  # api_key_env = "DEEPSEEK_API_KEY"
+    monkeypatch.setenv("DEEPSEEK_API_KEY", KEY)
+    with installed(no_keyring()):
+        dialog = open_dialog(qtbot, tasks)
+        qtbot.waitUntil(lambda: "DEEPSEEK_API_KEY" in dialog.api.key_state.text())
+        assert dialog.api.key_state.tone == "ok"
+        text = dialog.api.key_state.text()
+        assert "comes from the environment variable DEEPSEEK_API_KEY" in text
+        assert "No OS keyring" in text and KEY not in text
+
+
 def test_an_unreadable_file_is_reported_and_never_overwritten(
     qtbot, tasks: Tasks, config: Path, ring: MemoryKeyring
 ) -> None:

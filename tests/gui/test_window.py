@@ -304,6 +304,13 @@ def test_a_corpus_over_the_window_gets_a_fit_suggestion(
     qtbot.waitUntil(window.library.fit.isVisible, timeout=WAIT)
     text = window.library.fit.text()
     assert "Over flash's window by" in text and "tests/" in text
+    fit = window.last_quote.fit
+    # The banner, the quote line and the map say the same figures.
+    assert f"the prompt needs {fit.prompt_tokens:,} and the answer {fit.reserved:,}" in text
+    quote = window.composer.quote.text()
+    assert f"{fit.prompt_tokens:,} tokens" in quote and f"over its window by {fit.over:,}" in quote
+    assert "nothing was sent" not in quote  # a quote sends nothing: no such claim
+    assert window.context_map.data().over == fit.over
     assert window.library.fit_button.isVisible()
     window.library.fit_button.click()
     qtbot.waitUntil(
@@ -311,6 +318,30 @@ def test_a_corpus_over_the_window_gets_a_fit_suggestion(
         timeout=WAIT,
     )
     qtbot.waitUntil(lambda: not window.library.fit.isVisible(), timeout=WAIT)
+
+
+def test_a_code_trees_images_are_one_quiet_line_below_its_real_problems(
+    qtbot: QtBot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, server: DeepSeekServer
+) -> None:
+    window = open_window(qtbot, tmp_path, monkeypatch, server)
+    repo = tmp_path / "repo"
+    (repo / "static").mkdir(parents=True)
+    (repo / "vendor").mkdir()
+    (repo / "app.py").write_text("print('hello')\n")
+    png = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000")
+    for n in range(5):
+        (repo / "static" / f"icon-{n}.png").write_bytes(png + bytes([n]) * 32)
+    (repo / "legacy.py").write_bytes(b"x = 1\x00\n")
+    (repo / "vendor" / "dep.py").write_text("y = 2\n")
+    drop(qtbot, window.library, [repo])
+    wait_job(qtbot, window, "read")
+    problems = window.library.problems
+    lines = [problems.item(i).text() for i in range(problems.count())]
+    assert len(lines) == 3, lines
+    assert lines[0].startswith("⚠ repo/legacy.py: binary file with a text name")
+    assert lines[1].startswith("Skipped 5 binary files (images")
+    assert lines[2] == "Left out by ignore rules: 1 (e.g. repo/vendor/: vendored dependencies)"
+    assert "icon-3.png" in problems.item(1).toolTip()
 
 
 def test_files_the_os_asks_to_open_are_read_once_a_session_is_open(

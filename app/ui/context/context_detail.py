@@ -172,7 +172,7 @@ class ContextDetailView(QTreeView):
         freed = sum(s.tokens for s in found)
         title = (
             f"To fit, exclude {len(found)} item{'s' if len(found) != 1 else ''} "
-            f"(frees {freed:,} of the {data.over:,} needed)"
+            f"({data.over:,} over)"  # what they free is in the Tokens column
             if found
             else "The conversation alone does not fit: start a new session"
         )

@@ -99,7 +99,7 @@ class MainWindow(QMainWindow):
         self.splitter.addWidget(chat)
         self.splitter.setStretchFactor(0, 0)
         self.splitter.setStretchFactor(1, 1)
-        self.splitter.setSizes([320, 900])
+        self.splitter.setSizes([360, 900])
 
         self.context_map = ContextMap()
         self.meters = MeterBar()
@@ -151,6 +151,7 @@ class MainWindow(QMainWindow):
         self.manage_action = QAction("Sessions…", self)
         self.backend_box = QComboBox()
         self.backend_box.setMinimumWidth(220)
+        self.backend_box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         self.backend_box.setToolTip("Who answers")
         self.mode_box = QComboBox()
         for value, text in MODES:
@@ -572,7 +573,7 @@ class MainWindow(QMainWindow):
             self.viewer.closed.connect(self.viewer.hide)
             self.splitter.addWidget(self.viewer)
             total = sum(self.splitter.sizes())
-            self.splitter.setSizes([int(total * 0.22), int(total * 0.43), int(total * 0.35)])
+            self.splitter.setSizes([int(total * 0.25), int(total * 0.42), int(total * 0.33)])
         self.viewer.show()
         self.viewer.show_citation(citation, doc, disk_state=disk)
 

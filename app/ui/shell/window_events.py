@@ -118,7 +118,7 @@ class JobView:
             note = f"All {outcome.unchanged_files} files are unchanged since they were read."
         problems = list(report.problems)
         problems += [(p, f"same bytes as {s}: counted once") for p, s in report.duplicates]
-        w.library.show_problems(problems, note)
+        w.library.show_problems(problems, note, outcome.ignored)
         w.controller.refresh_documents()
         w.controller.refresh_sessions()
 
@@ -218,6 +218,15 @@ class JobView:
 
 def quote_html(quote: QuoteView, view: SessionView | None) -> str:
     """The line under the question box: tokens, expected and worst-case cost, fit."""
+    fit = quote.fit
+    if quote.error is not None and fit is not None and not fit.fits:
+        # A quote sends nothing: say what does not fit, in the banner's figures.
+        return (
+            f"<b>{_escape(fit.backend)}</b> · {fit.prompt_tokens:,} tokens · "
+            f"<span style='color:#c0392b'>over its window by {fit.over:,}</span> (the answer "
+            f"keeps {fit.reserved:,} of {fit.window:,}): sending waits until it fits; the "
+            "library says what to exclude"
+        )
     if quote.error is not None:
         return f"<span>{_escape(quote.error)}</span>"
     plan = quote.plan
