@@ -16,7 +16,7 @@ import gc
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from PySide6.QtCore import QCoreApplication, QEvent, QEventLoop, QObject, QTimer, Signal
@@ -109,7 +109,7 @@ def show_window(window: QObject) -> None:
     over them held the GIL ~40 ms at the start of the first read.
     ``window.warmed_up`` turns True once the idle warm-up is under way."""
     window.show()  # type: ignore[attr-defined]
-    QTimer.singleShot(0, window.start)  # type: ignore[attr-defined]
+    after_first_paint(window, window.start)  # type: ignore[attr-defined]
     QTimer.singleShot(500, gc.freeze)
     tasks = window.tasks  # type: ignore[attr-defined]
     controller = window.controller  # type: ignore[attr-defined]
@@ -133,12 +133,51 @@ def show_window(window: QObject) -> None:
         window.warmed_up = True  # type: ignore[attr-defined]
         from app.ui.chat.highlight import warm_up
 
-        tasks.run(warm_up, serial=False)
-        if any(s.kind == "openai" for s in ws.wiring.router.specs.values()):
-            tasks.run(warm_openai, lambda _r: gc.freeze(), serial=False)
+        remote = any(s.kind == "openai" for s in ws.wiring.router.specs.values())
+
+        def warm_idle() -> None:  # one after the other: one thread beside the UI's, not two
+            warm_up()
+            if remote:
+                warm_openai()
+
+        tasks.run(warm_idle, lambda _r: gc.freeze(), serial=False)
 
     idle.timeout.connect(warm_when_idle)
     window.ready.connect(warm)  # type: ignore[attr-defined]
+
+
+class _FirstPaint(QObject):
+    """Calls ``then`` once, on the event-loop turn after ``widget`` is first painted."""
+
+    def __init__(self, widget: QObject, then: Callable[[], None]) -> None:
+        super().__init__(widget)
+        self._then: Callable[[], None] | None = then
+        widget.installEventFilter(self)
+        QTimer.singleShot(FIRST_PAINT_WAIT_MS, self.fire)  # never painted (hidden): anyway
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if event.type() == QEvent.Type.Paint and self._then is not None:
+            QTimer.singleShot(0, self.fire)
+        return False
+
+    def fire(self) -> None:
+        then, self._then = self._then, None
+        if then is not None:
+            parent = self.parent()
+            if parent is not None:
+                parent.removeEventFilter(self)
+            then()
+
+
+FIRST_PAINT_WAIT_MS = 200
+
+
+def after_first_paint(widget: QObject, then: Callable[[], None]) -> None:
+    """Run ``then`` once ``widget`` has painted its first frame: the workspace opens on a
+    worker, and its Python (reading the config, opening the store) starting during the
+    first frame took the GIL from it (a ~20 ms first-frame stall in ``startup_stall_ms``).
+    At most FIRST_PAINT_WAIT_MS after it was shown."""
+    _FirstPaint(widget, then)
 
 
 def warm_tokenizer() -> None:
