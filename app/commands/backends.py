@@ -111,12 +111,12 @@ def _memory(pool: Any, name: str, tokens: int) -> dict[str, Any]:
     """The memory plan of an in-process backend for a full window, from its files."""
     from pathlib import Path
 
-    from backends.local.memory_plan import plan_for_model, weight_files
+    from app.core.local_memory import plan_for_backend
 
-    path = Path(str(pool.resolved[name].settings.model_path)).expanduser()
-    if not weight_files(path):
+    plan = plan_for_backend(pool, name, tokens)
+    if plan is None:
+        path = Path(str(pool.resolved[name].settings.model_path)).expanduser()
         return {"fits": False, "message": f"No model weights at {path}: fix model_path."}
-    plan = plan_for_model(path, tokens=tokens)
     return {**plan.to_json(), "message": plan.message()}
 
 

@@ -97,9 +97,10 @@ def _hash_file_into(digest: hashlib._Hash, path: Path, *, full: bool) -> None:
             while chunk := handle.read(_HASH_CHUNK):
                 digest.update(chunk)
             return
-        digest.update(handle.read(_EDGE_BYTES))
-        handle.seek(size - _EDGE_BYTES)
-        digest.update(handle.read(_EDGE_BYTES))
+        for start in (0, size - _EDGE_BYTES):  # in pieces: no 16 MiB buffer (same digest)
+            handle.seek(start)
+            for _ in range(_EDGE_BYTES // _HASH_CHUNK):
+                digest.update(handle.read(_HASH_CHUNK))
 
 
 def model_fingerprint(path: str | os.PathLike[str], *, full: bool = False) -> str:

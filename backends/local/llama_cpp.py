@@ -17,7 +17,7 @@ from pathlib import Path
 
 from backends.base import CancelToken, Event, LocalEngineError, Request, ThinkingMode
 from backends.local.kv_store import KVStore
-from backends.local.llama_engine import EngineConfig, LlamaEngine
+from backends.local.llama_engine import EngineConfig, LlamaEngine, context_settings
 from backends.local.local_backend import LocalBackend
 from backends.local.local_engine import PrefixReport, Progress, RequestStats
 from backends.local.memory_plan import plan_for_model
@@ -142,7 +142,8 @@ class LlamaCppBackend(LocalBackend[EngineConfig, LlamaEngine]):
         if self._grow_to is None or needed <= self.n_ctx or needed > self._grow_to:
             return  # fits, fixed, or too long for any context: the engine says so
         size = min(self._grow_to, -(-needed // CTX_STEP) * CTX_STEP)
-        plan = plan_for_model(self._config.model_path, tokens=size)
+        settings = context_settings(replace(self._config, n_ctx=size))
+        plan = plan_for_model(self._config.model_path, tokens=size, llama=settings)
         if not plan.fits:
             raise LocalEngineError(plan.message())
         self.reconfigure(n_ctx=size)

@@ -21,16 +21,19 @@ would need, so restore-at-prefix is the one scheme that is correct everywhere.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import ctypes
 import logging
 import os
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from backends.base import LocalEngineError, Message, Request, ThinkingMode
+from backends.local import llama_memory
 from backends.local.kv_store import KVStore, PrefixKey, StoredState
 from backends.local.llama_vocab import Vocab, check_model_file
 from backends.local.local_engine import (
@@ -78,11 +81,48 @@ def engine_version(config: EngineConfig) -> str:
 def gpu_layers(requested: int | None) -> int:
     """Layers to offload: as asked, else every layer when this build offloads (Metal,
     CUDA...), else 0. -1 means all."""
-    import llama_cpp
+    return llama_memory.offload_layers(requested)
 
-    if requested is not None:
-        return requested
-    return -1 if llama_cpp.llama_supports_gpu_offload() else 0
+
+def context_settings(config: EngineConfig) -> llama_memory.ContextSettings:
+    """The memory-relevant settings of the context this config makes."""
+    return llama_memory.default_settings(
+        config.n_ctx,
+        n_batch=config.n_batch,
+        n_gpu_layers=config.n_gpu_layers,
+        flash_attn=config.flash_attn,
+        type_k=config.type_k,
+        type_v=config.type_v,
+        swa_full=config.swa_full,
+    )
+
+
+_PARAMS_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def outputs_per_batch(n: int) -> Iterator[None]:
+    """Make ``Llama`` contexts reserve ``n`` output rows per batch while the block runs.
+
+    llama-cpp-python's ``Llama`` takes no ``n_outputs_max``, and llama.cpp's default
+    reserves logits for every token of a batch in the compute buffer; Lectern reads
+    one token's logits per batch (``llama_memory.OUTPUTS_PER_BATCH``), so the context
+    is made from default parameters that say so."""
+    from llama_cpp import llama_cpp as lib
+
+    with _PARAMS_LOCK:
+        original = lib.llama_context_default_params
+
+        def params() -> Any:
+            p = original()
+            p.n_outputs_max = n
+            return p
+
+        lib.llama_context_default_params = params
+        try:
+            yield
+        finally:
+            lib.llama_context_default_params = original
 
 
 class LlamaEngine(LocalEngine[EngineConfig]):
@@ -97,7 +137,6 @@ class LlamaEngine(LocalEngine[EngineConfig]):
     def __init__(self, config: EngineConfig, store: KVStore | None) -> None:
         super().__init__(config, store)
         check_model_file(config.model_path)
-        refuse_if_too_big(config.model_path)
         try:
             import llama_cpp
         except ImportError as exc:
@@ -106,15 +145,16 @@ class LlamaEngine(LocalEngine[EngineConfig]):
                 "install it with `pip install 'lectern[llama]'` (it compiles, ~6 minutes), "
                 "or point Lectern at a running llama.cpp server instead."
             ) from exc
-
-        offload = gpu_layers(config.n_gpu_layers)
+        settings = context_settings(config)
+        # Everything a context allocates is allocated now: refuse what will not fit.
+        refuse_if_too_big(config.model_path, llama=settings)
         kwargs: dict[str, Any] = {
             "n_ctx": config.n_ctx,
             "n_batch": config.n_batch,
             "n_ubatch": config.n_batch,
             "swa_full": config.swa_full,
-            "n_gpu_layers": offload,
-            "flash_attn": offload != 0 if config.flash_attn is None else config.flash_attn,
+            "n_gpu_layers": settings.n_gpu_layers,
+            "flash_attn": settings.flash_attn,
             "verbose": False,
         }
         if config.n_threads is not None:
@@ -127,7 +167,8 @@ class LlamaEngine(LocalEngine[EngineConfig]):
         if config.type_v is not None:
             kwargs["type_v"] = config.type_v
         try:
-            self.llm = llama_cpp.Llama(model_path=str(config.model_path), **kwargs)
+            with llama_memory.capture() as lines, outputs_per_batch(settings.n_outputs_max):
+                self.llm = llama_cpp.Llama(model_path=str(config.model_path), **kwargs)
         except (ValueError, RuntimeError, OSError) as exc:
             raise LocalEngineError(
                 f"llama.cpp could not load {config.model_path} with a {config.n_ctx}-token "
@@ -136,6 +177,16 @@ class LlamaEngine(LocalEngine[EngineConfig]):
                 "enough memory: re-download the file, update llama-cpp-python, or lower "
                 "the context size."
             ) from exc
+        # What llama.cpp allocated for this context (KV, compute and output buffers)
+        self.allocated = llama_memory.LlamaFootprint.from_log("".join(lines))
+        if self.allocated is not None:
+            log.info(
+                "llama.cpp allocated %.0f MiB of KV and %.0f MiB of compute buffers for a "
+                "%d-token context",
+                self.allocated.kv_bytes / (1 << 20),
+                self.allocated.compute_bytes / (1 << 20),
+                config.n_ctx,
+            )
         self.vocab = Vocab(self.llm._model.vocab)
         raw = llama_cpp.llama_model_chat_template(self.llm.model, None)
         self.chat_template: str | None = raw.decode("utf-8") if raw else None

@@ -1,56 +1,80 @@
 """Will this model and corpus fit? A memory plan made before anything is loaded.
 
-``plan_for_model`` adds up the weights (the checkpoint's files: ``*.safetensors``
-of an MLX folder, every shard of a GGUF), the KV cache (bytes per token from
-``config.json``, times the tokens the session needs, plus the fixed
-sliding-window part) and a runtime allowance, and sets that against what this
-machine can give a model: its RAM, and on macOS the GPU wired limit
-(``sysctl iogpu.wired_limit_mb``; 0 means macOS's default, about 3/4 of RAM).
-``MemoryPlan.message`` is the sentence the quote, first-run card and Settings
-show ("this corpus needs N GB, this Mac has M") with what to change, and a
+``plan_for_model`` adds up what the engine will allocate, per engine:
+
+- **MLX** (a model folder; ``backends.local.mlx_memory``): the weights as stored in
+  the ``*.safetensors`` files; the KV state of ``tokens`` tokens from
+  ``config.json`` (per architecture, as mlx-vlm's / mlx-lm's caches keep it), twice:
+  Lectern keeps the saved corpus state in memory while a copy of it answers; and the
+  activations of one prefill chunk at the context's end (attention scores and the
+  indexers' scores grow with chunk x context).
+- **llama.cpp** (a GGUF, every shard; ``backends.local.llama_memory``): the files'
+  sizes, and the KV cache, compute and output buffers that llama.cpp's own
+  memory-fit pass reports for this context (``n_ctx``, batch, flash attention, KV
+  types, GPU layers): llama.cpp allocates all of them when the context is made;
+  plus its vocabulary in host memory.
+
+That is set against what this machine can give a model: its RAM, and on macOS the
+GPU wired limit (``sysctl iogpu.wired_limit_mb``; 0 means macOS's default, about 3/4
+of RAM). ``MemoryPlan.message`` is the sentence the quote, first-run card and
+Settings show ("this corpus needs N GB, this Mac has M") with what to change, and a
 load that does not fit is refused with it instead of being killed for memory.
 
-KV figures from a config are estimates; an engine that has read a corpus knows
-the real figure (its saved state's bytes per token) and passes it as
-``kv_bytes_per_token``.
+An MLX engine that has read a corpus knows its real KV figure (its saved state's
+bytes per token) and passes it as ``kv_bytes_per_token``.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import re
-import struct
 import subprocess
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from backends.local.mlx_memory import kv_from_config, mlx_footprint
+
+__all__ = [
+    "MemoryPlan",
+    "available_memory",
+    "kv_from_config",
+    "plan_for_model",
+    "refuse_if_too_big",
+    "weight_files",
+]
+
 _GIB = 1 << 30
-_RUNTIME_BYTES = 256 << 20  # engine buffers and activations when the chunk is not known
-_ENGINE_BYTES = 64 << 20  # engine buffers besides a chunk's activations
-_RUNTIME_SHARE = 0.02  # plus this share of the weights (dequantisation scratch, graphs)
 _MAC_DEFAULT_WIRED_SHARE = 0.75
-_DTYPE_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "U32": 4}
 _SHARD_RE = re.compile(r"^(?P<stem>.*)-(?P<index>\d{5})-of-(?P<count>\d{5})\.gguf$")
+# Without llama-cpp-python to ask: a 256K-entry vocabulary's logits for a 512-token
+# batch (what llama.cpp reserves for outputs) and an f16 dense KV of this size.
+_GGUF_COMPUTE_GUESS = 512 * 262144 * 4
 
 
 @dataclass(frozen=True, slots=True)
 class MemoryPlan:
     weights_bytes: int
     kv_bytes_per_token: int
-    kv_fixed_bytes: int  # the sliding-window part, the same at any length
-    tokens: int
-    runtime_bytes: int
+    kv_fixed_bytes: int  # the part that does not grow with the context (windows, states)
+    tokens: int  # the context the KV is for (llama.cpp: its n_ctx, allocated at load)
+    kv_copies: int  # MLX: 2, the saved corpus state stays in memory while a copy answers
+    compute_bytes: int  # activations (MLX) or compute and output buffers (llama.cpp)
+    engine_bytes: int  # the engine's own tables (llama.cpp's vocabulary)
     available_bytes: int
     limit: str  # what sets available_bytes: "RAM" or "the GPU wired limit"
     machine: str  # "this Mac" or "this computer"
+    source: str  # where KV and compute come from: config, measured, llama.cpp, estimate
+
+    @property
+    def kv_bytes(self) -> int:
+        return self.kv_bytes_per_token * self.tokens + self.kv_fixed_bytes
 
     @property
     def needed_bytes(self) -> int:
-        kv = self.kv_bytes_per_token * self.tokens + self.kv_fixed_bytes
-        return self.weights_bytes + kv + self.runtime_bytes
+        kv = self.kv_copies * self.kv_bytes
+        return self.weights_bytes + kv + self.compute_bytes + self.engine_bytes
 
     @property
     def fits(self) -> bool:
@@ -59,15 +83,18 @@ class MemoryPlan:
     def to_json(self) -> dict[str, Any]:
         """The ``memory`` object of ``lectern backends --check --json``."""
         out = asdict(self)
+        out["kv_bytes"] = self.kv_bytes
         out["needed_bytes"] = self.needed_bytes
         out["fits"] = self.fits
         return out
 
-    def message(self) -> str:
-        """What the window and CLI say: the figures, and what to change when it does not fit."""
+    def message(self, subject: str | None = None) -> str:
+        """What the window and CLI say: the figures, and what to change when it does not
+        fit. ``subject`` names what needs the memory (default: this corpus)."""
         need, have = self.needed_bytes / _GIB, self.available_bytes / _GIB
+        subject = subject or f"This corpus ({self.tokens:,} tokens)"
         head = (
-            f"This corpus ({self.tokens:,} tokens) needs {need:.1f} GB with this model "
+            f"{subject} needs {need:.1f} GB with this model "
             f"({self.weights_bytes / _GIB:.1f} GB of weights), {self.machine} has {have:.1f} GB"
             f" ({self.limit})."
         )
@@ -98,51 +125,6 @@ def weight_files(path: Path) -> list[Path]:
     return [s for s in shards if s.is_file()]
 
 
-def _safetensors_dtype_bytes(files: list[Path]) -> int:
-    """Bytes per element of the model's floating weights (its activation/KV dtype)."""
-    for f in files:
-        try:
-            with f.open("rb") as handle:
-                (size,) = struct.unpack("<Q", handle.read(8))
-                header = json.loads(handle.read(min(size, 64 << 20)))
-        except (OSError, ValueError, struct.error):
-            continue
-        for name, info in header.items():
-            if name != "__metadata__" and info.get("dtype") in ("F32", "F16", "BF16"):
-                return _DTYPE_BYTES[str(info["dtype"])]
-    return 2
-
-
-def kv_from_config(config: dict[str, Any], elem: int) -> tuple[int, int]:
-    """(bytes per token, fixed bytes) of the KV cache an MLX config describes."""
-    kind = str(config.get("model_type") or "")
-    layers = int(config.get("num_hidden_layers") or 0)
-    head_dim = int(config.get("head_dim") or 0)
-    window = int(config.get("sliding_window") or 0)
-    if kind in ("deepseek_v4", "deepseek_v41"):
-        index_dim = int(config.get("index_head_dim") or 0)
-        ratios = [int(r) for r in (config.get("compress_ratios") or [])][:layers]
-        fixed = layers * window * head_dim * elem
-        if kind == "deepseek_v4":
-            per = sum(head_dim / r + (index_dim / r if r == 4 else 0) for r in ratios if r)
-            return max(1, round(per * elem)), fixed
-        # V4.1: the compressed KV and the indexer keys live on the KV source layers,
-        # each compressed by its layer's ratio; the Engram history is one int64 a token.
-        # (Checked on a tiny checkpoint: the per-chunk candidate hand-off comes on top,
-        # which the engine's measured figure includes after the first prefill.)
-        sources = [int(i) for i in config.get("kv_source_layer_ids") or []]
-        per = sum(
-            (head_dim + index_dim) / ratios[i] for i in sources if i < len(ratios) and ratios[i]
-        )
-        engram = 8 if config.get("engram_layer_ids") else 0
-        return max(1, round(per * elem) + engram), fixed
-    kv_heads = int(config.get("num_key_value_heads") or config.get("num_attention_heads") or 1)
-    if not head_dim:
-        heads = int(config.get("num_attention_heads") or 1)
-        head_dim = int(config.get("hidden_size") or 0) // heads
-    return max(1, 2 * layers * kv_heads * head_dim * elem), 0
-
-
 def available_memory() -> tuple[int, str, str]:
     """(bytes a model may use, what limits it, what to call the machine)."""
     total = int(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
@@ -170,56 +152,85 @@ def plan_for_model(
     tokens: int,
     kv_bytes_per_token: int | None = None,
     available: tuple[int, str, str] | None = None,
-    chunk: int | None = None,
+    chunk: int = 512,
+    llama: Any = None,
 ) -> MemoryPlan:
     """The plan for ``tokens`` tokens of context with the model at ``path``.
 
-    ``chunk``: the MLX prefill chunk, for the activations of one chunk (the logits
-    of a chunk are never computed: the engine evaluates only the caches)."""
+    ``chunk``: the MLX prefill chunk (``prefill_step``). ``llama``: the
+    ``llama_memory.ContextSettings`` of a GGUF's context (default: ``tokens`` of
+    context, 512-token batches, this build's GPU offload, f16 KV); its ``n_ctx`` is
+    the plan's ``tokens``."""
     files = weight_files(path)
     weights = sum(f.stat().st_size for f in files)
-    runtime = _RUNTIME_BYTES
-    per, fixed = 0, 0
-    if path.is_dir() and (path / "config.json").is_file():
-        try:
-            config = json.loads((path / "config.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            config = {}
-        per, fixed = kv_from_config(config, _safetensors_dtype_bytes(files))
-        hidden = int(config.get("hidden_size") or 0) * max(1, int(config.get("hc_mult") or 1))
-        if chunk and hidden:
-            # a chunk's hidden states and their intermediates (float32, ~16 live copies)
-            runtime = _ENGINE_BYTES + chunk * hidden * 4 * 16
-    elif files:
-        per = _gguf_kv_estimate(weights)
-    if kv_bytes_per_token is not None:
-        per = kv_bytes_per_token
     have, limit, machine = available or available_memory()
     env = os.environ.get("LECTERN_MEMORY_AVAILABLE_BYTES")  # tests and what-if quotes
     if env:
         have = int(env)
+    common: dict[str, Any] = {"available_bytes": have, "limit": limit, "machine": machine}
+    if path.is_dir():
+        fp = mlx_footprint(path, tokens=tokens, chunk=chunk)
+        measured = kv_bytes_per_token is not None
+        return MemoryPlan(
+            weights_bytes=fp.weights_bytes,
+            kv_bytes_per_token=fp.kv_bytes_per_token
+            if kv_bytes_per_token is None
+            else kv_bytes_per_token,
+            kv_fixed_bytes=0 if measured else fp.kv_fixed_bytes,  # a measured figure has it
+            tokens=tokens,
+            kv_copies=2,
+            compute_bytes=fp.compute_bytes,
+            engine_bytes=0,
+            source="measured" if measured else "config",
+            **common,
+        )
+    return _gguf_plan(path, files, weights, tokens, llama, common)
+
+
+def _gguf_plan(  # noqa: PLR0917 (the parts plan_for_model has already worked out)
+    path: Path,
+    files: list[Path],
+    weights: int,
+    tokens: int,
+    llama: Any,
+    common: dict[str, Any],
+) -> MemoryPlan:
+    from backends.local import llama_memory
+
+    settings = llama if llama is not None else llama_memory.default_settings(tokens)
+    n_ctx = max(1, settings.n_ctx)
+    found = llama_memory.footprint(files[0], settings) if files else None
+    if found is not None:
+        per = found.kv_bytes // n_ctx
+        return MemoryPlan(
+            weights_bytes=weights,
+            kv_bytes_per_token=per,
+            kv_fixed_bytes=found.kv_bytes - per * n_ctx,
+            tokens=n_ctx,
+            kv_copies=1,
+            compute_bytes=found.compute_bytes,
+            engine_bytes=found.vocab_bytes,
+            source="llama.cpp",
+            **common,
+        )
     return MemoryPlan(
         weights_bytes=weights,
-        kv_bytes_per_token=per,
-        kv_fixed_bytes=fixed,
-        tokens=tokens,
-        runtime_bytes=runtime + int(weights * _RUNTIME_SHARE),
-        available_bytes=have,
-        limit=limit,
-        machine=machine,
+        kv_bytes_per_token=max(1024, int(weights / 2.0e6)),  # f16 KV of a dense model this size
+        kv_fixed_bytes=0,
+        tokens=n_ctx,
+        kv_copies=1,
+        compute_bytes=_GGUF_COMPUTE_GUESS,
+        engine_bytes=0,
+        source="estimate",
+        **common,
     )
 
 
-def refuse_if_too_big(path: Path) -> None:
-    """Refuse, before loading, a model whose weights alone do not fit (never an OOM kill)."""
+def refuse_if_too_big(path: Path, *, tokens: int = 0, llama: Any = None, chunk: int = 512) -> None:
+    """Refuse, before loading, a model that will not fit (never an OOM kill): MLX with
+    its weights and one chunk's activations, llama.cpp with the context it allocates."""
     from backends.base import LocalEngineError
 
-    plan = plan_for_model(path, tokens=0)
+    plan = plan_for_model(path, tokens=tokens, llama=llama, chunk=chunk)
     if not plan.fits:
         raise LocalEngineError(plan.message())
-
-
-def _gguf_kv_estimate(weights: int) -> int:
-    """A GGUF's KV bytes per token before it is loaded: a conservative rule of thumb
-    (f16 KV of a dense model of this size); the loaded engine corrects it."""
-    return max(1024, int(weights / 2.0e6))

@@ -85,7 +85,7 @@ class MlxEngine(LocalEngine[EngineConfig]):
 
         super().__init__(config, store)
         check_model_dir(config.model_path)
-        refuse_if_too_big(config.model_path)
+        refuse_if_too_big(config.model_path, chunk=config.prefill_step)
         self.kv_measured: int | None = None  # bytes per token of the last corpus snapshot
         self.resumed = 0  # tokens of the last corpus read taken from a checkpoint
         self.model: Any = None

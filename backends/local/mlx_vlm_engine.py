@@ -27,6 +27,7 @@ from backends.local.kv_store import KVStore
 from backends.local.local_engine import EngineFacts, Ids, Prefill, Stop, TokenSink
 from backends.local.mlx_engine import EngineConfig, MlxEngine
 from backends.local.mlx_stream import IncrementalDecoder
+from backends.local.mlx_vlm_fixes import V41_FIXES
 from backends.local.mlx_vocab import Vocab, model_identity
 
 log = logging.getLogger(__name__)
@@ -83,6 +84,11 @@ class MlxVlmEngine(MlxEngine):
                 "tokenizer.json)."
             ) from exc
         self.model = loaded[0]
+        if (
+            getattr(self.model, "model_type", None) == "deepseek_v41"
+            or str(_config(config.model_path).get("model_type")) == "deepseek_v41"
+        ):
+            V41_FIXES.install()
         self.tokenizer = None  # prompts are Lectern's V4 renderer's ids
         tokenizer_json = config.model_path / "tokenizer.json"
         if not tokenizer_json.is_file():
@@ -133,6 +139,10 @@ class MlxVlmEngine(MlxEngine):
         )
         if config.seed is not None:
             mx.random.seed(config.seed)
+
+    def close(self) -> None:
+        V41_FIXES.clear()  # another V4.1 engine grows its tables again as it needs
+        super().close()
 
     # --- the mlx-vlm cache scheme -------------------------------------------------------
 

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-FORMAT = "lectern-mlx-vlm-state/1"
+FORMAT = "lectern-mlx-vlm-state/2"  # /2: without the V4.1 cross-layer hand-off
 _META_FORMAT = "lectern_format"
 _META_KEY = "lectern_key"
 _META_CLASSES = "lectern_classes"
@@ -39,6 +39,14 @@ _META_TOKENS = "lectern_tokens"
 
 # Classes whose state/meta_state round trip was checked against the model's output.
 KNOWN = frozenset({"RotatingKVCache", "CacheList", "PoolingCache", "KVCache", "DeepseekV41Cache"})
+
+# Trailing ``state`` entries that are not kept: ``DeepseekV41Cache`` ends its state with
+# the cross-layer hand-off of the last chunk (``index_k``, ``candidates``, ``compress_kv``,
+# ``topk_idxs``). Every forward pass sets each of them at its source layer before any
+# later layer reads it (``compress_kv`` and ``index_k`` are views of the source's own
+# arrays, ``candidates`` a chunk x keys mask), so a snapshot keeps only what the next
+# pass reads: storing them would double the largest arrays and add chunk x context bytes.
+_TRANSIENT = {"DeepseekV41Cache": 4}
 
 
 class StateMismatchError(Exception):
@@ -105,12 +113,24 @@ def _jsonable(meta: Any) -> Any:
     return str(meta)
 
 
+def _kept_state(cache: Any) -> Any:
+    """``cache.state`` without its transient trailing entries (see ``_TRANSIENT``)."""
+    import mlx.core as mx
+
+    state = cache.state
+    drop = _TRANSIENT.get(type(cache).__name__, 0)
+    if not drop:
+        return state
+    state = list(state)
+    return [*state[:-drop], *(mx.zeros((0,)) for _ in range(drop))]
+
+
 def snapshot(cache: Sequence[Any], tokens: int) -> Snapshot:
     """Copy a live cache's state (all of its arrays evaluated first)."""
     import mlx.core as mx
 
     arrays: list[Any] = []
-    skeletons = tuple(_skeleton(c.state, arrays) for c in cache)
+    skeletons = tuple(_skeleton(_kept_state(c), arrays) for c in cache)
     copies = tuple(mx.array(a) for a in arrays)
     mx.eval(list(copies))
     return Snapshot(

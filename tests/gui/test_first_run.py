@@ -113,6 +113,41 @@ def test_choosing_a_model_file_reports_its_path(
     assert Path(blocker.args[0]) == target
 
 
+def sparse_mlx_folder(folder: Path, weights: int) -> Path:
+    """An MLX folder whose one safetensors file holds ``weights`` bytes (sparse)."""
+    import json
+
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"model_type": "llama"}), encoding="utf-8")
+    header = json.dumps({"w": {"dtype": "BF16", "shape": [1], "data_offsets": [0, 2]}})
+    with (folder / "model.safetensors").open("wb") as f:
+        f.write(len(header).to_bytes(8, "little") + header.encode())
+        f.truncate(weights)
+    return folder
+
+
+def test_a_model_that_does_not_fit_is_refused_with_what_to_change(
+    qtbot, tasks: Tasks, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The memory plan is made in the background when the model is chosen: one that
+    would not fit is not used, and the card says what it needs and what to change."""
+    target = sparse_mlx_folder(tmp_path / "big-model", 8 << 30)
+    monkeypatch.setenv("LECTERN_MEMORY_AVAILABLE_BYTES", str(4 << 30))
+    panel = shown_panel(qtbot, tasks, [Probe("vllm", closed_port())])
+    used: list[str] = []
+    panel.useModelFile.connect(used.append)
+    panel.check_model(str(target))
+    qtbot.waitUntil(lambda: "does not fit" in panel.error.text(), timeout=10_000)
+    text = panel.error.text()
+    assert "needs" in text and "has 4.0 GB" in text and "smaller quantisation" in text
+    assert used == []
+
+    monkeypatch.setenv("LECTERN_MEMORY_AVAILABLE_BYTES", str(64 << 30))
+    with qtbot.waitSignal(panel.useModelFile, timeout=10_000) as blocker:
+        panel.check_model(str(target))
+    assert Path(blocker.args[0]) == target
+
+
 @pytest.mark.parametrize("dark", [False, True], ids=["light", "dark"])
 def test_screenshot(qtbot, tasks: Tasks, tmp_path: Path, dark: bool) -> None:
     from app.ui.common import theme

@@ -161,6 +161,27 @@ def test_saving_writes_a_config_the_cli_loads_with_the_key_only_in_the_keyring(
     assert dialog.api.key.text() == ""
 
 
+def test_a_local_model_shows_what_it_needs_against_this_machine(
+    qtbot, tasks: Tasks, config: Path, ring: MemoryKeyring, tmp_path: Path, monkeypatch
+) -> None:
+    """Choosing an MLX folder (or a GGUF) shows, from a background read of its files,
+    what its context needs and what this machine has; too much says what to change."""
+    from tests.gui.test_first_run import sparse_mlx_folder
+
+    model = sparse_mlx_folder(tmp_path / "mlx", 2 << 30)
+    monkeypatch.setenv("LECTERN_MEMORY_AVAILABLE_BYTES", str(64 << 30))
+    dialog = open_dialog(qtbot, tasks)
+    dialog.local.n_ctx.setValue(65536)
+    dialog.local.mlx.set_text(str(model))
+    warning = dialog.local.mlx.warning
+    qtbot.waitUntil(lambda: "needs" in warning.text(), timeout=10_000)
+    assert "A 65,536-token context needs" in warning.text() and warning.tone == "ok"
+    monkeypatch.setenv("LECTERN_MEMORY_AVAILABLE_BYTES", str(1 << 30))
+    dialog.local.mlx.check()
+    qtbot.waitUntil(lambda: "does not fit" in warning.text(), timeout=10_000)
+    assert warning.tone == "warn" and "fewer documents" in warning.text()
+
+
 def test_sections_and_keys_the_dialog_does_not_show_are_kept(
     qtbot, tasks: Tasks, config: Path, ring: MemoryKeyring
 ) -> None:

@@ -380,6 +380,35 @@ def test_with_nothing_configured_a_first_run_card_offers_the_demo(
     assert again.chat.currentIndex() == 0
 
 
+def test_a_local_models_quote_says_what_the_corpus_needs_against_this_machine(
+    qtbot: QtBot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With an in-process model (the demo's llama.cpp GGUF), the line under the question
+    box says what the corpus needs in memory and what this machine has; too much is
+    said in red with what to change. The plan is made on the quote's worker."""
+    monkeypatch.delenv("LECTERN_CONFIG", raising=False)
+    window: Any = build_window(make_app())
+    qtbot.addWidget(window)
+    window.show()
+    with qtbot.waitSignal(window.ready, timeout=WAIT):
+        window.start()
+    if window.first_run is not None:
+        window.first_run.useDemo.emit()
+    qtbot.waitUntil(lambda: window.controller.session is not None, timeout=WAIT)
+    note = tmp_path / "fees.txt"
+    note.write_text("The fee for lot 3 is 21 euros.\n")
+    window.add_paths([str(note)])
+    wait_job(qtbot, window, "read")
+    window.composer.edit.setPlainText("What is the fee for lot 3?")
+    window.request_quote()
+    qtbot.waitUntil(lambda: "needs" in window.composer.quote.text(), timeout=WAIT)
+    assert "GB with this model" in window.composer.quote.text()
+    monkeypatch.setenv("LECTERN_MEMORY_AVAILABLE_BYTES", str(1 << 20))
+    window.request_quote()
+    qtbot.waitUntil(lambda: "does not fit" in window.composer.quote.text(), timeout=WAIT)
+    assert "fewer documents" in window.composer.quote.text()
+
+
 def test_the_last_session_and_its_conversation_come_back_on_the_next_start(
     qtbot: QtBot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, server: DeepSeekServer
 ) -> None:

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from backends.base import Cancelled, Event, Request, TextDelta, Usage
+from backends.base import Cancelled, Event, LocalEngineError, Request, TextDelta, Usage
 from backends.local.llama_cpp import LlamaCppBackend
 from backends.local.memory_plan import plan_for_model
 from tests.fixtures.local_backend import make_store
@@ -121,8 +122,56 @@ def test_deepseek4_stop_between_tokens(backend: LlamaCppBackend) -> None:
     assert 2 <= usage_of(got).completion < 200
 
 
-def test_deepseek4_memory_plan_is_within_ten_percent_of_the_file(deepseek4_gguf: Path) -> None:
-    plan = plan_for_model(deepseek4_gguf, tokens=2048)
+def test_deepseek4_memory_plan_is_what_llama_cpp_allocates(deepseek4_gguf: Path) -> None:
+    """The plan made before loading (llama.cpp's memory-fit pass) is, buffer for
+    buffer, what the real load then allocates; the weights are the file."""
+    from backends.local.llama_engine import context_settings
+
+    with LlamaCppBackend(deepseek4_gguf, n_ctx=4096, n_batch=128) as b:
+        b.load()
+        allocated = b._engine().call(lambda engine: engine.allocated)
+        plan = plan_for_model(deepseek4_gguf, tokens=4096, llama=context_settings(b._config))
+    assert plan.source == "llama.cpp" and plan.tokens == 4096 and plan.kv_copies == 1
+    assert allocated is not None
+    assert plan.kv_bytes == allocated.kv_bytes
+    assert plan.compute_bytes == allocated.compute_bytes
     size = deepseek4_gguf.stat().st_size
-    assert abs(plan.weights_bytes - size) <= 0.1 * size
-    assert plan.needed_bytes > plan.weights_bytes
+    assert plan.weights_bytes == size
+    assert plan.engine_bytes > 30 << 20  # V4's 129K-token vocabulary and its merges
+
+
+def test_deepseek4_at_flash_size_plan_from_llama_cpp(tmp_path: Path) -> None:
+    """V4 Flash's own shape (43 layers, 64 heads of 512, 4-bit experts), written as a
+    GGUF whose weights are a sparse hole: llama.cpp's memory-fit pass reads no
+    weights, so this is its plan for the real model, as docs/local-models.md quotes."""
+    from backends.local.llama_memory import ContextSettings
+    from tests.fixtures.tiny_deepseek4_gguf import build_shaped_deepseek4_gguf
+
+    path = build_shaped_deepseek4_gguf(tmp_path / "flash-shape.gguf")
+    mac = (512 << 30, "the GPU wired limit", "this Mac")
+
+    def plan(n_ctx: int, flash: bool) -> Any:
+        settings = ContextSettings(n_ctx=n_ctx, n_batch=512, n_gpu_layers=0, flash_attn=flash)
+        return plan_for_model(path, tokens=n_ctx, llama=settings, available=mac)
+
+    million = plan(1 << 20, True)
+    assert million.source == "llama.cpp"
+    assert 150e9 < million.weights_bytes < 175e9
+    assert 6.5e9 < million.kv_bytes < 7.2e9  # the compressed caches: ~6.6 KB a token
+    assert million.compute_bytes < 2.5e9  # with flash attention (a Mac's default)
+    assert plan(1 << 20, False).compute_bytes > 30e9  # without: every layer's scores
+    tenth = plan(102400, True)
+    assert 0.09 < tenth.kv_bytes / million.kv_bytes < 0.12
+
+
+def test_deepseek4_load_that_would_not_fit_is_refused(
+    deepseek4_gguf: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Refused before anything is allocated, with the memory sentence, never an OOM."""
+    monkeypatch.setenv("LECTERN_MEMORY_AVAILABLE_BYTES", str(100 << 20))
+    b = LlamaCppBackend(deepseek4_gguf, n_ctx=4096, n_batch=128)
+    with b, pytest.raises(LocalEngineError) as refused:
+        b.load()
+    message = str(refused.value)
+    assert "does not fit" in message and "fewer documents" in message
+    assert "smaller quantisation" in message

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from backends.base import Cancelled, Event, Request, TextDelta, Usage
+from backends.base import Cancelled, Event, LocalEngineError, Request, TextDelta, Usage
 from backends.local.memory_plan import plan_for_model
 from backends.local.mlx_local import MlxBackend
 from backends.local.mlx_vlm_engine import MlxVlmEngine
@@ -144,8 +144,28 @@ def test_memory_plan_is_within_ten_percent_of_the_files(tiny: TinyV4) -> None:
     plan = plan_for_model(tiny.path, tokens=4096)
     files = sum(p.stat().st_size for p in tiny.path.glob("*.safetensors"))
     assert abs(plan.weights_bytes - files) <= 0.1 * files
-    assert plan.kv_bytes_per_token > 0
-    assert plan.needed_bytes > plan.weights_bytes
+    assert plan.kv_bytes_per_token > 0 and plan.compute_bytes > 0
+    assert plan.needed_bytes > plan.weights_bytes + 2 * 4096 * plan.kv_bytes_per_token
+
+
+def test_a_load_that_would_not_fit_is_refused(
+    tiny: TinyV4, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Refused before the weights are read, with the memory sentence; and a question
+    whose corpus would not fit is refused before it is read."""
+    files = sum(p.stat().st_size for p in tiny.path.glob("*.safetensors"))
+    monkeypatch.setenv("LECTERN_MEMORY_AVAILABLE_BYTES", str(files // 2))
+    with MlxBackend(tiny.path) as b, pytest.raises(LocalEngineError) as refused:
+        b.load()
+    assert "does not fit" in str(refused.value) and "smaller quantisation" in str(refused.value)
+
+    ids, prefix = tiny.prompt(CORPUS, "What is the fee for lot 3?", thinking=False)
+    enough = plan_for_model(tiny.path, tokens=0).needed_bytes  # the weights and a chunk
+    monkeypatch.setenv("LECTERN_MEMORY_AVAILABLE_BYTES", str(enough + 1))
+    with MlxBackend(tiny.path) as b:
+        b.load()
+        _, err = collect(b, ask(ids, prefix, max_tokens=60000))
+    assert isinstance(err, LocalEngineError) and "fewer documents" in err.message
 
 
 @pytest.mark.slow

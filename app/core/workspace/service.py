@@ -375,6 +375,14 @@ class Workspace:
         with _refusals():
             return self.cascade(target).plan(question, forced=backend, review=review, mode=mode)
 
+    def memory_note(self, backend: str, tokens: int) -> Any:
+        """What an in-process backend needs in memory for ``tokens`` tokens, against this
+        machine (``app.core.local_memory.MemoryNote``; None for a server or the API).
+        Reads the model's headers: call it from a job or worker."""
+        from app.core.local_memory import memory_note
+
+        return memory_note(self.wiring.pool, backend, tokens)
+
     def mode_change_quote(self, session: str, mode: ThinkingMode, question: str) -> ModeChangeQuote:
         """What switching ``session`` to ``mode`` costs (the corpus is read again)."""
         with _refusals():

@@ -11,6 +11,8 @@ The panel only says what the user chose, by signal; the window acts on it.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QFont, QPalette, QShowEvent
@@ -308,5 +310,25 @@ class FirstRunPanel(QWidget):
             dialog = QFileDialog(self, "Choose a GGUF model", "", "GGUF models (*.gguf)")
             dialog.setFileMode(QFileDialog.FileMode.ExistingFile)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        dialog.fileSelected.connect(self.useModelFile)
+        dialog.fileSelected.connect(self.check_model)
         dialog.open()
+
+    def check_model(self, path: str) -> None:
+        """What the model needs against this machine (read in the background): a model
+        that fits is used; one that does not is refused here, saying what to change."""
+        from app.core.local_memory import model_note
+
+        self.error.show_message(f"Checking what {Path(path).name} needs on this machine…", "ok")
+        self.tasks.run(
+            lambda: model_note(path),
+            guarded(self, lambda note: self._model_checked(path, note)),
+            guarded(self, self._failed),
+            key=f"first-run-model:{id(self)}",
+        )
+
+    def _model_checked(self, path: str, note: Any) -> None:
+        self.error.clear_message()
+        if note is not None and not note.fits:
+            self.error.show_message(note.text, "warn")
+            return
+        self.useModelFile.emit(path)

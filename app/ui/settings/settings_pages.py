@@ -10,7 +10,9 @@ touch the disk (does the model file exist?) run through ``Tasks``.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
@@ -205,6 +207,7 @@ class PathField(QWidget):
     ) -> None:
         super().__init__(parent)
         self.tasks, self.folder, self.caption, self.filter = tasks, folder, caption, filter_
+        self.tokens: Callable[[], int | None] = lambda: None  # the context the note is for
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(6)
@@ -233,16 +236,22 @@ class PathField(QWidget):
             self.tasks.stale(key)
             self.warning.clear_message()
             return
-        folder = self.folder
+        folder, tokens = self.folder, self.tokens()
 
-        def exists() -> bool:
+        def exists() -> tuple[bool, Any]:
+            from app.core.local_memory import model_note
+
             p = Path(path).expanduser()
-            return p.is_dir() if folder else p.is_file()
+            ok = p.is_dir() if folder else p.is_file()
+            return ok, model_note(p, tokens) if ok else None  # reads the model's headers
 
         self.tasks.run(exists, self._checked, lambda _m: None, key=key, serial=False)
 
-    def _checked(self, ok: bool) -> None:
-        if ok:
+    def _checked(self, result: tuple[bool, Any]) -> None:
+        ok, note = result
+        if ok and note is not None:  # what the model needs, against this machine
+            self.warning.show_message(note.text, "ok" if note.fits else "warn")
+        elif ok:
             self.warning.clear_message()
         else:
             what = "folder" if self.folder else "file"
@@ -295,8 +304,10 @@ class LocalPage(Page):
         self.field("Context size", self.n_ctx, describe(LlamaCppSettings, "n_ctx", default=True))
         self.finish()
         self.names = ("local", "mlx")
-        self.gguf.changed.connect(self.changed)
-        self.mlx.changed.connect(self.changed)
+        for path in (self.gguf, self.mlx):
+            path.tokens = lambda: self.n_ctx.value() or None
+            path.changed.connect(self.changed)
+            self.n_ctx.editingFinished.connect(path.check)
 
     def load(self, form: SettingsForm) -> None:
         self.names = (form.gguf_name, form.mlx_name)

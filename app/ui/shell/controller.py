@@ -53,6 +53,7 @@ class QuoteView:
     reserved: int = 0
     conversation_tokens: int = 0  # the questions and answers only, never documents
     fit: Any | None = None  # app.core.workspace.fitting.FitReport, when over the window
+    memory: Any | None = None  # app.core.local_memory.MemoryNote of a local backend
 
 
 class Controller(QObject):
@@ -214,6 +215,7 @@ class Controller(QObject):
             from app.core.workspace.fitting import conversation_only
 
             spec = plan.route.spec
+            tokens = plan.rendered.prompt_tokens + plan.max_tokens
             return QuoteView(
                 question,
                 plan,
@@ -223,6 +225,7 @@ class Controller(QObject):
                 prompt_tokens=plan.rendered.prompt_tokens,
                 reserved=plan.max_tokens,
                 conversation_tokens=conversation_only(plan.snapshot.conversation, plan.rendered),
+                memory=ws.memory_note(spec.name, tokens) if spec.local else None,
             )
 
         self.tasks.run(work, self.quoteReady.emit, self.error.emit, key="quote")

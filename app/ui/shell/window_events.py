@@ -262,6 +262,10 @@ def quote_html(quote: QuoteView, view: SessionView | None) -> str:
     html = " · ".join(parts)
     if plan.budget is not None:
         html += f"<br><span style='color:#c0392b'>{_escape(plan.budget.text)}</span>"
+    memory = quote.memory
+    if memory is not None:  # a local model: what the corpus needs against this machine
+        style = "" if memory.fits else " style='color:#c0392b'"
+        html += f"<br><span{style}>{_escape(memory.text)}</span>"
     return html
 
 
