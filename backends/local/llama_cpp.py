@@ -58,6 +58,7 @@ class LlamaCppBackend(LocalBackend[EngineConfig, LlamaEngine]):
         think_tags: tuple[str, str] = ("<think>", "</think>"),
         prefill_progress: Progress | None = None,
         grow_to: int | None = None,
+        checkpoint_tokens: int = 65536,
     ) -> None:
         """
         model_path: the .gguf file (first shard of a split model).
@@ -80,7 +81,11 @@ class LlamaCppBackend(LocalBackend[EngineConfig, LlamaEngine]):
         prefill_progress: called (evaluated, total) while a question's prompt is read.
         grow_to: when set, the context follows the session: a request (or corpus) that
             needs more than ``n_ctx`` reloads the model with what it needs, rounded up
-            to 4096 tokens, up to ``grow_to`` and if the memory plan allows it.
+            to 4096 tokens, up to ``grow_to`` and if the memory plan allows it; the saved
+            corpus state is restored into the bigger context.
+        checkpoint_tokens: while a corpus is read, its state is saved every this many
+            tokens, so that a stopped, crashed or closed read resumes from the last
+            checkpoint (0: never; the checkpoints are dropped once the corpus is saved).
         """
         self._grow_to = grow_to
         config = EngineConfig(
@@ -97,6 +102,7 @@ class LlamaCppBackend(LocalBackend[EngineConfig, LlamaEngine]):
             renderer_version=renderer_version,
             full_model_hash=full_model_hash,
             think_tags=think_tags,
+            checkpoint_tokens=checkpoint_tokens,
         )
         super().__init__(config, store, prefill_progress)
 

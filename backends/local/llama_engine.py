@@ -27,7 +27,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -66,6 +66,7 @@ class EngineConfig(LocalConfig):
     type_k: int | None
     type_v: int | None
     full_model_hash: bool
+    checkpoint_tokens: int = 0  # save the corpus read every this many tokens (0: never)
 
 
 def engine_version(config: EngineConfig) -> str:
@@ -130,8 +131,8 @@ class LlamaEngine(LocalEngine[EngineConfig]):
 
     label = "llama.cpp"
     warm_cancelled = (
-        "Reading the corpus was stopped; what was read is kept in memory and the "
-        "next attempt continues from there."
+        "Reading the corpus was stopped; what was read is kept in memory, and up to the "
+        "last checkpoint on disk: the next attempt continues from there."
     )
 
     def __init__(self, config: EngineConfig, store: KVStore | None) -> None:
@@ -206,7 +207,11 @@ class LlamaEngine(LocalEngine[EngineConfig]):
             engine_id=engine_version(config),
             renderer_version=config.renderer_version,
             savable=model_id is not None,
-            keyed_window=self.n_ctx,
+            # A sequence state holds its cells, not the context's size: one saved in a
+            # smaller (or larger) context loads into any context it fits (checked on
+            # V4's compressed caches and gemma's sliding window), so a context reloaded
+            # bigger keeps the saved corpus.
+            keyed_window=0,
             architecture=self.architecture,
             chat_template=self.chat_template,
             bos=self.vocab.bos(),
@@ -295,7 +300,8 @@ class LlamaEngine(LocalEngine[EngineConfig]):
             return None
 
     def _restore(self, key: PrefixKey, state: StoredState, prefix: Sequence[int]) -> bool:
-        """Load a verified state file; on any refusal or mismatch delete it and say no."""
+        """Load a verified state file. One llama.cpp does not take into this context is
+        kept (the corpus is read again); one holding other tokens is deleted."""
         import llama_cpp
         import numpy as np
 
@@ -312,8 +318,17 @@ class LlamaEngine(LocalEngine[EngineConfig]):
         self.phase("restore_state", size, size)
         expected = np.asarray(prefix, dtype=np.intc)
         loaded = np.ctypeslib.as_array(buffer)[: count.value]
-        if read == 0 or count.value != n or not np.array_equal(loaded, expected):
-            log.warning("Saved prefix state %s was refused or mismatched: rebuilding", state.path)
+        if read == 0:  # checksummed by the store, so it is this context that said no
+            log.warning(
+                "llama.cpp did not take the saved corpus state %s into this %d-token "
+                "context: reading the corpus again",
+                state.path,
+                self.n_ctx,
+            )
+            self._clear()
+            return False
+        if count.value != n or not np.array_equal(loaded, expected):
+            log.warning("Saved prefix state %s holds other tokens: rebuilding", state.path)
             self._clear()
             self.store.invalidate(key)
             return False
@@ -333,8 +348,11 @@ class LlamaEngine(LocalEngine[EngineConfig]):
         key: PrefixKey | None,
         stop: Stop,
         progress: Progress | None,
+        checkpoint: Callable[[int], None] | None = None,
     ) -> tuple[int, float, StoredState | None]:
-        """Evaluate ids[start:] in n_batch chunks; save the state at ``save_at`` if keyed.
+        """Evaluate ids[start:] in n_batch chunks; save the state at ``save_at`` if keyed,
+        and call ``checkpoint(n)`` at every multiple ``n`` of ``checkpoint_tokens`` before
+        it (chunks end there, so the context holds exactly ``ids[:n]``).
 
         Returns (tokens evaluated, seconds spent evaluating, saved state).
         """
@@ -342,6 +360,7 @@ class LlamaEngine(LocalEngine[EngineConfig]):
         position = start
         seconds = 0.0
         saved: StoredState | None = None
+        every = self.config.checkpoint_tokens if checkpoint is not None else 0
         if key is not None and position == save_at and self.n_tokens == save_at:
             saved = self._save(key)
         while position < len(ids):
@@ -350,20 +369,70 @@ class LlamaEngine(LocalEngine[EngineConfig]):
             end = min(position + self.config.n_batch, len(ids))
             if key is not None and position < save_at < end:
                 end = save_at
+            mark = (position // every + 1) * every if every else 0
+            if every and mark < end and mark < save_at:
+                end = mark  # a checkpoint falls inside this chunk: stop there
             began = time.perf_counter()
             self._eval(ids[position:end])
             seconds += time.perf_counter() - began
             position = end
             if progress is not None:
                 progress(position - start, total)
+            if checkpoint is not None and every and position % every == 0 and position < save_at:
+                checkpoint(position)
             if key is not None and position == save_at:
                 saved = self._save(key)
         if total >= _MIN_TIMED_PREFILL and seconds > 0:
             self._note_prefill(total, seconds)
         return total, seconds, saved
 
+    # --- checkpoints of a long corpus read (resumable prefills) -------------------------
+
+    def _checkpoint_keys(self, prefix: Sequence[int], mode: ThinkingMode) -> list[PrefixKey]:
+        """Keys of the checkpoints a read of ``prefix`` saves, longest first."""
+        every = self.config.checkpoint_tokens
+        if not every or self.store is None:
+            return []
+        ends = range((len(prefix) - 1) // every * every, 0, -every)
+        keys = [self.prefix_key(prefix[:n], mode) for n in ends]
+        return [k for k in keys if k is not None]
+
+    def _resume(self, prefix: Sequence[int], mode: ThinkingMode) -> int:
+        """Restore the longest saved checkpoint of ``prefix`` (a stopped, crashed or closed
+        read); the tokens it holds (0: none, the context is cleared)."""
+        assert self.store is not None or not self.config.checkpoint_tokens
+        for key in self._checkpoint_keys(prefix, mode):
+            assert self.store is not None
+            state = self.store.lookup(key)
+            if state is not None and self._restore(key, state, prefix[: key.prefix_tokens]):
+                log.info(
+                    "Resuming the corpus read at token %d of %d", key.prefix_tokens, len(prefix)
+                )
+                return key.prefix_tokens
+        self._clear()
+        return 0
+
+    def _checkpointer(
+        self, prefix: Sequence[int], mode: ThinkingMode
+    ) -> Callable[[int], None] | None:
+        if not self.config.checkpoint_tokens or self.store is None:
+            return None
+
+        def checkpoint(n: int) -> None:
+            key = self.prefix_key(prefix[:n], mode)
+            if key is not None:
+                self._save(key)
+
+        return checkpoint
+
+    def _drop_checkpoints(self, prefix: Sequence[int], mode: ThinkingMode) -> None:
+        """The whole corpus is saved: its partial checkpoints are no longer needed."""
+        if self.store is not None:
+            for key in self._checkpoint_keys(prefix, mode):
+                self.store.invalidate(key)
+
     def _position(
-        self, prompt: Sequence[int], prefix: int, key: PrefixKey | None
+        self, prompt: Sequence[int], prefix: int, key: PrefixKey | None, mode: ThinkingMode
     ) -> tuple[int, Literal["cold", "live", "restored"]]:
         """Bring the context to the longest reusable start of ``prompt``; return its length."""
         live = self.n_tokens
@@ -378,6 +447,8 @@ class LlamaEngine(LocalEngine[EngineConfig]):
                 live_ok = False  # the refused restore cleared the context
         if live_ok:
             return live, "live"  # part of the corpus from an interrupted prefill
+        if key is not None:
+            return self._resume(prompt[:prefix], mode), "cold"
         self._clear()
         return 0, "cold"
 
@@ -391,12 +462,24 @@ class LlamaEngine(LocalEngine[EngineConfig]):
                 return "stored", 0, state
         live = self.n_tokens
         start = live if 0 < live <= len(prefix) and self._live_holds(prefix, live) else 0
+        resumed = 0
         if start == 0:
-            self._clear()
+            resumed = start = self._resume(prefix, mode) if key is not None else 0
+            if not start:
+                self._clear()
         evaluated, _, saved = self._prefill(
-            prefix, start, save_at=len(prefix), key=key, stop=stop, progress=progress
+            prefix,
+            start,
+            save_at=len(prefix),
+            key=key,
+            stop=stop,
+            progress=progress,
+            checkpoint=self._checkpointer(prefix, mode),
         )
-        return ("live" if start else "evaluated"), evaluated, saved
+        if saved is not None:
+            self._drop_checkpoints(prefix, mode)
+        source: WarmSource = "live" if start and not resumed else "evaluated"
+        return source, evaluated, saved
 
     def _corpus_too_long(self, tokens: int) -> str:
         return (
@@ -430,11 +513,19 @@ class LlamaEngine(LocalEngine[EngineConfig]):
         self, prompt: Ids, prefix: int, mode: ThinkingMode, stop: Stop, progress: Progress | None
     ) -> Prefill:
         key = self.prefix_key(prompt[:prefix], mode) if prefix else None
-        reused, source = self._position(prompt, prefix, key)
+        reused, source = self._position(prompt, prefix, key, mode)
         save_key = key if reused < prefix else None
         _, seconds, saved = self._prefill(
-            prompt, reused, save_at=prefix, key=save_key, stop=stop, progress=progress
+            prompt,
+            reused,
+            save_at=prefix,
+            key=save_key,
+            stop=stop,
+            progress=progress,
+            checkpoint=self._checkpointer(prompt[:prefix], mode) if save_key else None,
         )
+        if saved is not None:
+            self._drop_checkpoints(prompt[:prefix], mode)
         return Prefill(source, reused, saved.path if saved else None, seconds)
 
     def _generate(

@@ -117,7 +117,7 @@ def _install() -> None:
             return
         lines.append(text.decode("utf-8", "replace"))
         if level == _LOG_ERROR:  # the rest of a captured log is data, not news
-            log.warning("llama.cpp: %s", lines[-1].rstrip())
+            log.info("llama.cpp: %s", lines[-1].rstrip())
 
     llama_cpp.llama_log_set(forward, ctypes.c_void_p(0))
     _installed.append(forward)

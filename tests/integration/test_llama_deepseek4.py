@@ -175,3 +175,42 @@ def test_deepseek4_load_that_would_not_fit_is_refused(
     message = str(refused.value)
     assert "does not fit" in message and "fewer documents" in message
     assert "smaller quantisation" in message
+
+
+def test_deepseek4_stopped_corpus_read_resumes_from_its_last_checkpoint(
+    deepseek4_gguf: Path, tmp_path: Path
+) -> None:
+    """A long read keeps checkpoints (llama.cpp's sequence state at every 64 tokens
+    here); stopped (or crashed, or closed), a new backend resumes at the last one, and
+    answers as an unbroken read does."""
+    ids, prefix = v4_prompt("What is the fee for lot 6?")
+
+    def backend(store: Any, **kw: Any) -> LlamaCppBackend:
+        return LlamaCppBackend(
+            deepseek4_gguf, n_ctx=2048, n_batch=32, store=store, checkpoint_tokens=64, **kw
+        )
+
+    with backend(make_store(tmp_path / "unbroken")) as plain:
+        reference, err = collect(plain, ask(ids, prefix))
+    assert err is None, err
+
+    store = make_store(tmp_path / "kv")
+    req = ask(ids, prefix)
+
+    def stop_late(done: int, total: int) -> None:
+        if done >= 200:
+            req.cancel.cancel()
+
+    with backend(store, prefill_progress=stop_late) as b:
+        _, err = collect(b, req)
+        assert isinstance(err, Cancelled), err
+    assert sorted(e.tokens for e in store.entries()) == [64, 128, 192]
+
+    with backend(store) as b:  # a new process would do the same: only the files carry over
+        events, err = collect(b, ask(ids, prefix))
+        assert err is None, err
+        stats = b.last_stats
+        assert stats is not None and stats.source == "cold" and stats.reused == 192
+        assert usage_of(events).cache_miss == len(ids) - 192
+    assert text_of(events) == text_of(reference)
+    assert [e.tokens for e in store.entries()] == [prefix]  # checkpoints dropped

@@ -12,7 +12,7 @@ from backends.local.llama_cpp import CTX_STEP, LlamaCppBackend
 from backends.local.llama_engine import gpu_layers
 from tests.fixtures.llama_corpus import corpus_ids, question_ids
 from tests.fixtures.local_backend import make_store
-from tests.integration.backend_contract import collect
+from tests.integration.backend_contract import collect, text_of
 
 pytestmark = pytest.mark.llama
 
@@ -74,6 +74,43 @@ def test_the_context_grows_with_the_corpus_up_to_its_limit(
         _, err = collect(b, too_big)
         assert isinstance(err, ContextTooLong)  # beyond the limit: refused, not grown
         assert b.n_ctx == limit
+
+
+def test_the_saved_corpus_survives_a_bigger_context(model_path: Path, tmp_path: Path) -> None:
+    """The corpus read in a small context is saved; when the context grows (the model
+    reloads with a bigger n_ctx), the saved state is restored into it instead of the
+    corpus being read again, and the answer is a cold read's in the big context."""
+    limit = 4 * CTX_STEP
+    store = make_store(tmp_path / "kv")
+    with LlamaCppBackend(model_path, n_ctx=512, grow_to=limit, store=store) as b:
+        corpus = corpus_ids(b, 12)
+        ids = corpus + question_ids(b, "Which motion passed?")
+        req = Request(
+            (),
+            "gemma",
+            prompt_ids=tuple(ids),
+            prefix_tokens=len(corpus),
+            max_tokens=8,
+            temperature=0.0,
+        )
+        _, err = collect(b, req)
+        assert err is None, err
+        assert b.n_ctx == CTX_STEP and b.last_stats is not None
+        assert b.last_stats.source == "cold" and b.last_stats.saved_state is not None
+        report = b.prepare_prefix(ids, len(corpus))  # room for a long answer: reloads
+        big = b.n_ctx
+        assert big > CTX_STEP and report.source == "stored" and report.evaluated == 0
+        events, err = collect(b, req)
+        assert err is None, err
+        stats = b.last_stats
+        assert stats is not None and stats.source == "restored"
+        assert stats.reused == len(corpus) and b.n_ctx == big
+        assert next(e for e in events if isinstance(e, Usage)).cache_hit == len(corpus)
+    # the same read split at the corpus end (a store), in the big context from the start
+    with LlamaCppBackend(model_path, n_ctx=big, store=make_store(tmp_path / "ref")) as cold:
+        reference, err = collect(cold, req)
+        assert err is None, err
+    assert text_of(events) == text_of(reference)
 
 
 def test_a_fixed_n_ctx_never_grows(model_path: Path) -> None:

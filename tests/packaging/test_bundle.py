@@ -255,6 +255,14 @@ def archive_members(binary: Path) -> Iterator[tuple[str, bytes]]:
                     yield f"{path.name}:{info.filename}", archive.read(info)
 
 
+@pytest.mark.skipif(sys.platform != "darwin", reason="MLX is bundled on macOS only")
+def test_the_mac_bundle_holds_mlx_vlm_s_deepseek_v4_models(binary: Path) -> None:
+    """mlx-vlm imports a model's code by its model_type: V4 and V4.1 must be inside."""
+    names = {name.rsplit(":", 1)[-1] for name, _ in archive_members(binary)}
+    for module in ("mlx_vlm.utils", "mlx_vlm.models.deepseek_v4", "mlx_vlm.models.deepseek_v41"):
+        assert module in names, module
+
+
 def test_compressed_archives_hold_no_key_either(binary: Path) -> None:
     members = list(archive_members(binary))
     assert any(name.endswith("app.cli") for name, _ in members)  # the reader sees the code

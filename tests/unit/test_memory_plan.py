@@ -152,6 +152,17 @@ def test_real_v4_flash_plan_matches_the_guide(tmp_path: Path) -> None:
     assert 160 < rows[100_000].needed_bytes / 1e9 < 165
 
 
+def test_real_v41_flash_plan_matches_the_guide(tmp_path: Path) -> None:
+    """docs/local-models.md: V4.1 Flash at 4 bit (290 GB) needs ~292/298/309 GB."""
+    folder = _mlx_folder(tmp_path, V41_FLASH, [290 * 10**9])
+    totals = [
+        plan_for_model(folder, tokens=t, available=MAC).needed_bytes / 1e9
+        for t in (100_000, 400_000, 1_000_000)
+    ]
+    for got, guide in zip(totals, (292, 298, 309), strict=True):
+        assert abs(got - guide) < 1.5, totals
+
+
 def test_activations_grow_with_chunk_times_context() -> None:
     small = activation_bytes(V4_FLASH, 100_000, 512, 2)
     long = activation_bytes(V4_FLASH, 1_000_000, 512, 2)
