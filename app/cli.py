@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -29,14 +30,16 @@ COMMANDS = (
 )
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The whole parser, or with ``only`` one subcommand registered (what running it
+    needs: the other commands' modules are not imported)."""
     parser = argparse.ArgumentParser(
         prog="lectern",
         description="Read a whole document set into one long-context session and ask it.",
     )
     parser.add_argument("--version", action="version", version=f"lectern {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMANDS:
+    for name in COMMANDS if only is None else (only,):
         try:
             module = importlib.import_module(f"app.commands.{name}")
         except ModuleNotFoundError as exc:
@@ -48,10 +51,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # Lectern uses pydantic for its config only, and no pydantic plugin (observability
+    # hooks found by scanning every installed distribution's entry points: ~10 ms at
+    # the first model, in every process). The user may still turn them on.
+    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] not in COMMANDS and not argv[0].startswith("-"):
         return _open_window(None, argv)  # `lectern FILE...`: the window, reading them
-    parser = build_parser()
+    parser = build_parser(argv[0] if argv and argv[0] in COMMANDS else None)
     args = parser.parse_args(argv)
     if args.command is None:
         return _open_window(parser)

@@ -99,13 +99,22 @@ def open_workspace(args: argparse.Namespace) -> Workspace:
 
 
 def run_job(
-    ws: Workspace, name: str, work: Callable[[CancelToken], T], *, on_stop: str = "Stopped."
+    ws: Workspace | None,
+    name: str,
+    work: Callable[[CancelToken], T],
+    *,
+    on_stop: str = "Stopped.",
 ) -> tuple[T | None, bool]:
-    """Run ``work`` on a worker thread; Ctrl-C cancels it. Returns (the outcome,
+    """Run ``work`` on a worker thread (the workspace's, or with no workspace a
+    plain job: ``lectern ingest``); Ctrl-C cancels it. Returns (the outcome,
     stopped); a ``WorkspaceError`` becomes a ``CommandError``."""
     from app.core.workspace import Job, WorkspaceError
 
-    job: Job[T] = ws.start(name, work, lambda _e: None)
+    job: Job[T] = (
+        ws.start(name, work, lambda _e: None)
+        if ws is not None
+        else Job.start(name, work, lambda _e: None)
+    )
     stopped = False
     while True:
         try:

@@ -74,25 +74,27 @@ def run(args: argparse.Namespace) -> int:
         return 2
 
     from app.commands.common import CommandError, ProgressPrinter, run_job
-    from app.core.workspace import Workspace, WorkspaceError
+    from app.core.config import ConfigError
+    from app.core.config.ingest_limit import ingest_size_limit
+    from app.core.workspace import read_files
 
+    try:
+        limit = int(args.max_size * 1_000_000) if args.max_size else ingest_size_limit()
+    except ConfigError as exc:
+        print(f"lectern ingest: {exc}", file=sys.stderr)
+        return 2
     bars = ProgressPrinter() if not args.json else None
     try:
-        ws = Workspace.open()
-    except WorkspaceError as exc:
-        print(f"lectern ingest: {exc.message}", file=sys.stderr)
-        return exc.code
-    try:
         read, _ = run_job(
-            ws,
+            None,
             "read",
             lambda cancel: _Read(
-                ws.read(
+                read_files(
                     args.paths,
                     force=args.force,
                     ignore_rules=args.ignore,
                     follow_symlinks=args.follow_symlinks,
-                    size_limit=int(args.max_size * 1_000_000) if args.max_size else None,
+                    size_limit=limit,
                     sink=bars or (lambda _e: None),
                     cancel=cancel,
                 )
@@ -104,7 +106,6 @@ def run(args: argparse.Namespace) -> int:
     finally:
         if bars is not None:
             bars.close()
-        ws.close()
     assert read is not None
     result = read.result
 

@@ -16,7 +16,7 @@ import gc
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from PySide6.QtCore import QCoreApplication, QEvent, QEventLoop, QObject, QTimer, Signal
@@ -55,13 +55,14 @@ def make_app(argv: Sequence[str] | None = None) -> LecternApp:
 def build_window(app: LecternApp, paths: Sequence[str] = ()) -> QObject:
     """The window, themed, with ``paths`` and any queued files waiting for a session."""
     from app.core.tokens import preload_stored
-    from app.ui import theme
-    from app.ui.window import MainWindow
+    from app.ui.common import theme
+    from app.ui.shell.window import MainWindow
 
     # The token counter from its store (~0.1 s), before the window shows: making its
     # full encoder holds the GIL ~50 ms, a stall once on screen. Without a store
     # (the first run), it is made after the window shows (``show_window``).
     preload_stored()
+    _import_service()
     window = MainWindow()
     theme.apply(app, theme.wants_dark())
     window.transcript.apply_theme(theme.wants_dark())
@@ -78,39 +79,113 @@ def build_window(app: LecternApp, paths: Sequence[str] = ()) -> QObject:
     return window
 
 
+def _import_service() -> None:
+    """Import the Qt-free service before the window shows (~0.1 s), not on the thread
+    that opens the workspace once it is shown: its imports hold the GIL in long
+    stretches (pydantic builds the backend settings' validators in Rust, ~15 ms at a
+    time), and on a worker they starved the UI thread through the window's first
+    frames and its first session (``startup_stall_ms``, ``launch_files_stall_ms`` of
+    ``tests/bench/ui_responsiveness.py``). Opening the config and the store, which
+    touch the disk, stays off the UI thread."""
+    import app.core.ask.types
+    import app.core.config.wiring
+    import app.core.workspace  # noqa: F401
+    import backends.factory
+    import backends.remote.openai_compat  # noqa: F401 (the window's backend list asks it)
+
+
 def show_window(window: QObject) -> None:
     """Show ``window``; everything slow starts once it is on screen.
 
     Once a session is shown, what the first drop and the first question would load
-    loads in the background: the V4 tokenizer (its loads hold the GIL for stretches of
-    0.1-0.4 s: JSON, tiktoken's and ``tokenizers``' tables) and, with a remote backend,
-    ``openai`` (one of its dataclasses holds the GIL ~50 ms). Loaded on use, they froze
-    the window during the first read, its quote and the first answer
-    (``tests/bench/ui_responsiveness.py``); at start they would delay the session.
-    Then they are frozen out of the collector's way, with the start-up objects: a full
-    collection over them held the GIL ~40 ms at the start of the first read."""
+    loads in the background: the V4 counter (read from its token store, it holds the
+    GIL ~50 ms), then, once the window is
+    idle (no job, no task: files given at launch are read and quoted first), Pygments'
+    lexer and, with a remote backend, ``openai`` (one of its dataclasses holds the GIL
+    ~50 ms; its import is ~0.5 s of Python). Loaded on use, they froze the window during
+    the first read, its quote and the first answer; loaded beside a read or a quote they
+    starve the UI thread of the GIL (``tests/bench/ui_responsiveness.py``). Then they are
+    frozen out of the collector's way, with the start-up objects: a full collection
+    over them held the GIL ~40 ms at the start of the first read.
+    ``window.warmed_up`` turns True once the idle warm-up is under way."""
     window.show()  # type: ignore[attr-defined]
-    QTimer.singleShot(0, window.start)  # type: ignore[attr-defined]
+    after_first_paint(window, window.start)  # type: ignore[attr-defined]
     QTimer.singleShot(500, gc.freeze)
     tasks = window.tasks  # type: ignore[attr-defined]
+    controller = window.controller  # type: ignore[attr-defined]
     warmed: list[bool] = []
+    window.warmed_up = False  # type: ignore[attr-defined]
+    idle = QTimer(window)
+    idle.setInterval(100)
 
     def warm() -> None:  # once: later objects stay collectable
         if warmed:
             return
         warmed.append(True)
-        ws = window.ws  # type: ignore[attr-defined]
         tasks.run(warm_tokenizer, lambda _r: gc.freeze())  # serial: before the quotes
-        if ws is not None and any(s.kind == "openai" for s in ws.wiring.router.specs.values()):
-            tasks.run(warm_openai, lambda _r: gc.freeze(), serial=False)
+        idle.start()
 
+    def warm_when_idle() -> None:
+        ws = window.ws  # type: ignore[attr-defined]
+        if ws is None or controller.busy or tasks.pending():
+            return
+        idle.stop()
+        window.warmed_up = True  # type: ignore[attr-defined]
+        from app.ui.chat.highlight import warm_up
+
+        remote = any(s.kind == "openai" for s in ws.wiring.router.specs.values())
+
+        def warm_idle() -> None:  # one after the other: one thread beside the UI's, not two
+            warm_up()
+            if remote:
+                warm_openai()
+
+        tasks.run(warm_idle, lambda _r: gc.freeze(), serial=False)
+
+    idle.timeout.connect(warm_when_idle)
     window.ready.connect(warm)  # type: ignore[attr-defined]
+
+
+class _FirstPaint(QObject):
+    """Calls ``then`` once, on the event-loop turn after ``widget`` is first painted."""
+
+    def __init__(self, widget: QObject, then: Callable[[], None]) -> None:
+        super().__init__(widget)
+        self._then: Callable[[], None] | None = then
+        widget.installEventFilter(self)
+        QTimer.singleShot(FIRST_PAINT_WAIT_MS, self.fire)  # never painted (hidden): anyway
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if event.type() == QEvent.Type.Paint and self._then is not None:
+            QTimer.singleShot(0, self.fire)
+        return False
+
+    def fire(self) -> None:
+        then, self._then = self._then, None
+        if then is not None:
+            parent = self.parent()
+            if parent is not None:
+                parent.removeEventFilter(self)
+            then()
+
+
+FIRST_PAINT_WAIT_MS = 200
+
+
+def after_first_paint(widget: QObject, then: Callable[[], None]) -> None:
+    """Run ``then`` once ``widget`` has painted its first frame: the workspace opens on a
+    worker, and its Python (reading the config, opening the store) starting during the
+    first frame took the GIL from it (a ~20 ms first-frame stall in ``startup_stall_ms``).
+    At most FIRST_PAINT_WAIT_MS after it was shown."""
+    _FirstPaint(widget, then)
 
 
 def warm_tokenizer() -> None:
     from app.core.tokens import deepseek_v4
 
-    deepseek_v4().encode("Lectern")  # the counter, then the reference encoder quotes use
+    # The counter from its token store (~50 ms holding the GIL) and tiktoken's full
+    # encoder, which gives quotes their ids; tokenizers itself loads only on a fallback.
+    deepseek_v4().encode("Lectern")
 
 
 def warm_openai() -> None:

@@ -282,6 +282,18 @@ class KVStore:
             return None
         return state
 
+    def has(self, key: PrefixKey) -> bool:
+        """True when a state for ``key`` is indexed and its file is there at its size:
+        cheap (no checksum; ``lookup`` verifies before a load), for a quote to say
+        whether the corpus starts at once. An evicted or deleted state is not there."""
+        state = self._row_to_state(key.digest())
+        if state is None:
+            return False
+        try:
+            return state.path.stat().st_size == state.size
+        except OSError:
+            return False
+
     def _verify(self, state: StoredState) -> str | None:
         path = state.path
         try:

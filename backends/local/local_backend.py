@@ -154,6 +154,17 @@ class LocalBackend(Backend, ABC, Generic[C, E]):
         instant. Does not wait for a running answer or prefill."""
         return make_prefix_key(self._loaded_facts(), prefix_ids, mode)
 
+    def prefix_saved(self, prefix_ids: Sequence[int], mode: ThinkingMode) -> bool:
+        """Whether the state store holds the corpus prefix ``prefix_ids`` (so its next
+        question starts at once), asked of the store: it may have evicted the state. False
+        without a store or before the model is loaded (its key needs the model's facts:
+        a quote never loads a model for this)."""
+        store, facts = self._store, self._facts
+        if store is None or facts is None:
+            return False
+        key = make_prefix_key(facts, prefix_ids, mode)
+        return key is not None and store.has(key)
+
     def chat_template(self) -> str | None:
         """The model's own Jinja chat template (GGUF metadata or tokenizer_config.json)."""
         return self._loaded_facts().chat_template

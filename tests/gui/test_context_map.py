@@ -10,8 +10,8 @@ from PySide6.QtCore import QEvent, QPoint, QPointF, Qt
 from PySide6.QtGui import QColor, QHelpEvent
 from PySide6.QtWidgets import QApplication, QToolTip
 
-from app.ui.context_detail import ContextDetailView
-from app.ui.context_map import (
+from app.ui.context.context_detail import ContextDetailView
+from app.ui.context.context_map import (
     BAR_HEIGHT,
     BAR_TOP,
     CITED_COLOUR,
@@ -147,7 +147,7 @@ def test_tooltip_names_the_figures_under_the_pointer(bar: ContextMapBar, qtbot: 
     assert bar.tooltip_at(QPointF(free.x1 - 3, MID)).startswith("Free\n")
     assert bar.tooltip_at(QPointF(point.x(), BAR_TOP + BAR_HEIGHT + 30)) == ""
     # A real tooltip event shows the same text (escaped: a file name is never HTML).
-    from app.ui.safe import tip
+    from app.ui.common.safe import tip
 
     pos = point.toPoint()
     event = QHelpEvent(QEvent.Type.ToolTip, pos, bar.mapToGlobal(pos))
@@ -241,3 +241,31 @@ def test_context_map_opens_the_details_on_a_click_and_can_be_empty(qtbot: Any) -
     widget.set_map(small_map(window=100_000))  # an open list follows the map
     assert details.rows()[0][0].startswith("To fit, exclude")
     details.close()
+
+
+@pytest.mark.parametrize("dark", [False, True], ids=["light", "dark"])
+def test_the_detail_window_is_opaque_in_the_themes(qtbot: Any, dark: bool) -> None:
+    """A window of its own: a transparent background (the library's tree style) showed
+    black under X, and the light theme's dark text on it could not be read."""
+    from app.ui.common import theme
+
+    app = QApplication.instance()
+    assert isinstance(app, QApplication)
+    style, palette, sheet = app.style().name(), app.palette(), app.styleSheet()
+    theme.apply(app, dark)
+    try:
+        widget = ContextMap()
+        qtbot.addWidget(widget)
+        widget.set_map(small_map())
+        widget.show_details()
+        details = widget.details
+        assert details is not None
+        image = details.grab().toImage()
+        below = image.pixelColor(image.width() // 2, image.height() - 5)  # under the rows
+        assert below.alpha() == 255
+        assert (below.lightnessF() < 0.5) == dark
+        details.close()
+    finally:
+        app.setStyle(style)
+        app.setPalette(palette)
+        app.setStyleSheet(sheet)

@@ -11,8 +11,8 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication, QFileDialog, QLabel
 
-from app.ui.first_run import FirstRunPanel
-from app.ui.tasks import Tasks
+from app.ui.common.tasks import Tasks
+from app.ui.settings.first_run import FirstRunPanel
 from backends.remote.discovery import Probe
 from tests.fixtures.deepseek_server import DeepSeekServer
 
@@ -150,7 +150,7 @@ def test_a_model_that_does_not_fit_is_refused_with_what_to_change(
 
 @pytest.mark.parametrize("dark", [False, True], ids=["light", "dark"])
 def test_screenshot(qtbot, tasks: Tasks, tmp_path: Path, dark: bool) -> None:
-    from app.ui import theme
+    from app.ui.common import theme
 
     app = QApplication.instance()
     assert isinstance(app, QApplication)

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pytestqt.qtbot import QtBot
 
-from app.ui.library import BUILD_CHUNK, LibraryPanel
-from app.ui.records import DocRow
+from app.ui.library.library import BUILD_CHUNK, LibraryPanel
+from app.ui.shell.records import DocRow
 
 
 def rows(n: int, excluded_every: int = 0) -> tuple[DocRow, ...]:

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from pytestqt.qtbot import QtBot
 
-from tests.gui.test_window import LONG, WAIT, add, open_window, server, wait_job
+from tests.gui.test_window import ANSWER, LONG, WAIT, add, open_window, server, wait_job
 
 __all__ = ["server"]  # the module-scoped fixture server, shared with test_window
 
@@ -107,7 +107,7 @@ def test_new_open_rename_and_include_are_off_while_an_answer_streams(
 def test_renaming_or_deleting_the_open_session_moves_the_window_with_it(
     qtbot: QtBot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, server: Any
 ) -> None:
-    from app.ui.sessions_dialog import SessionsDialog
+    from app.ui.sessions.sessions_dialog import SessionsDialog
 
     window: Any = open_window(qtbot, tmp_path, monkeypatch, server)
     add(qtbot, window, tmp_path)
@@ -173,3 +173,35 @@ def test_using_a_model_file_never_replaces_a_backend_without_asking(
     from PySide6.QtCore import QSettings
 
     QSettings().remove("firstRun/demoAccepted")  # saving a model accepted the first run
+
+
+def test_a_citation_click_reads_and_hashes_the_file_off_the_ui_thread(
+    qtbot: QtBot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, server: Any
+) -> None:
+    """Clicking a citation checks the cited file against what was read (up to 4 MB read
+    and hashed): on a worker, never on the UI thread; the viewer then shows the place."""
+    import threading
+
+    from app.ui.viewer.document import ViewerDocument
+
+    checked: list[bool] = []  # per check: on the UI thread?
+    real = ViewerDocument.disk_state
+
+    def watched(self: ViewerDocument) -> str | None:
+        checked.append(threading.current_thread() is threading.main_thread())
+        return real(self)
+
+    monkeypatch.setattr(ViewerDocument, "disk_state", watched)
+    window: Any = open_window(qtbot, tmp_path, monkeypatch, server)
+    add(qtbot, window, tmp_path)
+    server.enqueue_reply(ANSWER)
+    window.composer.edit.setPlainText("What is the liability cap?")
+    window.composer.send.click()
+    _, error = wait_job(qtbot, window, "ask")
+    assert error is None
+    answer = [m for m in window.transcript.messages() if m.is_answer][-1]
+    line = next(c for c in answer.citations if c["kind"] == "line")
+    window.transcript.citationClicked.emit(dict(line))
+    qtbot.waitUntil(lambda: window.viewer is not None and window.viewer.isVisible(), timeout=WAIT)
+    qtbot.waitUntil(lambda: window.viewer.location_text() == "line 3 of 3", timeout=WAIT)
+    assert checked == [False]  # checked once, on a worker

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from app.ui.records import messages_of
+from app.ui.shell.records import messages_of
 
 
 def answer(id_: int, role: str, text: str) -> SimpleNamespace:

@@ -96,8 +96,8 @@ def test_watch_find_search_fork_and_edit_in_the_window(
 
 
 def test_the_library_marks_ocr_confidence_and_changes_on_disk(qtbot: QtBot) -> None:
-    from app.ui.library import LibraryPanel
-    from app.ui.records import DocRow
+    from app.ui.library.library import LibraryPanel
+    from app.ui.shell.records import DocRow
 
     panel = LibraryPanel()
     qtbot.addWidget(panel)

@@ -13,8 +13,8 @@ from PySide6.QtWidgets import QApplication, QLineEdit, QMessageBox
 
 from app.core.config import demo_config
 from app.core.workspace import Workspace
-from app.ui.sessions_dialog import COLUMNS, NAME_ROLE, SessionsDialog, when
-from app.ui.tasks import Tasks
+from app.ui.common.tasks import Tasks
+from app.ui.sessions.sessions_dialog import COLUMNS, NAME_ROLE, SessionsDialog, when
 
 pytestmark = pytest.mark.qt_log_ignore("This plugin does not support propagateSizeHints")
 
@@ -219,7 +219,7 @@ def test_when_reads_like_a_person_would_say_it() -> None:
 
 @pytest.mark.parametrize("dark", [False, True], ids=["light", "dark"])
 def test_screenshot(qtbot, workspace: Workspace, tasks: Tasks, tmp_path: Path, dark: bool) -> None:
-    from app.ui import theme
+    from app.ui.common import theme
 
     for name in ("lease-review", "codebase-audit", "book-notes"):
         workspace.create_session(name)

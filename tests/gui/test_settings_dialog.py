@@ -18,11 +18,11 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication
 
 from app.core.config import load_config, read_toml
-from app.ui.settings_dialog import SettingsDialog
-from app.ui.settings_endpoints import EndpointRow
-from app.ui.settings_form import EndpointForm, document_from_form, form_from_document
-from app.ui.settings_pages import LEAVES
-from app.ui.tasks import Tasks
+from app.ui.common.tasks import Tasks
+from app.ui.settings.settings_dialog import SettingsDialog
+from app.ui.settings.settings_endpoints import EndpointRow
+from app.ui.settings.settings_form import EndpointForm, document_from_form, form_from_document
+from app.ui.settings.settings_pages import LEAVES
 from backends.remote.discovery import Probe
 from tests.fixtures.deepseek_server import DeepSeekServer
 from tests.fixtures.memory_keyring import MemoryKeyring, installed, no_keyring
@@ -383,6 +383,23 @@ def test_without_a_keyring_the_file_is_saved_and_the_key_problem_is_shown(
     assert set(load_config(config).backends) == {"flash", "pro"}
 
 
+def test_without_a_keyring_a_key_in_the_environment_is_not_an_error(
+    qtbot, tasks: Tasks, config: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The key Lectern will use is in DEEPSEEK_API_KEY: no red box telling the user to
+    set it (the screenshot of Settings showed one); the missing keyring is still said."""
+    config.parent.mkdir(parents=True)
+    config.write_text(EXISTING, encoding="utf-8")  # api_key_env = "DEEPSEEK_API_KEY"
+    monkeypatch.setenv("DEEPSEEK_API_KEY", KEY)
+    with installed(no_keyring()):
+        dialog = open_dialog(qtbot, tasks)
+        qtbot.waitUntil(lambda: "DEEPSEEK_API_KEY" in dialog.api.key_state.text())
+        assert dialog.api.key_state.tone == "ok"
+        text = dialog.api.key_state.text()
+        assert "comes from the environment variable DEEPSEEK_API_KEY" in text
+        assert "No OS keyring" in text and KEY not in text
+
+
 def test_an_unreadable_file_is_reported_and_never_overwritten(
     qtbot, tasks: Tasks, config: Path, ring: MemoryKeyring
 ) -> None:
@@ -429,7 +446,7 @@ def test_turning_the_api_off_removes_its_backends_and_keeps_the_rest() -> None:
 def test_screenshot(
     qtbot, tasks: Tasks, config: Path, ring: MemoryKeyring, tmp_path: Path, dark: bool
 ) -> None:
-    from app.ui import theme
+    from app.ui.common import theme
 
     config.parent.mkdir(parents=True)
     config.write_text(EXISTING, encoding="utf-8")

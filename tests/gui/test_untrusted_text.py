@@ -12,7 +12,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QTextDocument
 from pytestqt.qtbot import QtBot
 
-from app.ui.safe import tip
+from app.ui.common.safe import tip
 from tests.gui.test_window import WAIT, drop, open_window, server, wait_job
 
 __all__ = ["server"]

@@ -24,7 +24,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 from pytestqt.qtbot import QtBot
 
 from app.core.pricing import format_money
-from app.ui.records import doc_rows, messages_of
+from app.ui.shell.records import doc_rows, messages_of
 from tests.gui.test_window import LONG, WAIT, open_window, server
 
 __all__ = ["server"]
@@ -166,7 +166,7 @@ def make_machine(qtbot: QtBot, root: Path, monkeypatch: pytest.MonkeyPatch, srv:
                 w.controller.open_session(None)
             elif click == "rename":
                 w.manage_sessions()
-                from app.ui.sessions_dialog import SessionsDialog
+                from app.ui.sessions.sessions_dialog import SessionsDialog
 
                 for d in w.findChildren(SessionsDialog):
                     d.close()
@@ -176,6 +176,12 @@ def make_machine(qtbot: QtBot, root: Path, monkeypatch: pytest.MonkeyPatch, srv:
                 w.add_paths([str(path)])
 
         # --- what must hold after every step ---------------------------------------------
+
+        checks = 0  # times the invariants ran (after the start and after every step)
+
+        @invariant()
+        def counted(self) -> None:
+            type(self).checks += 1
 
         @invariant()
         def transcript_is_the_log(self) -> None:
@@ -223,3 +229,6 @@ def test_random_clicks_keep_the_window_truthful(
             suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
         ),
     )
+    # A few hundred steps, every one checked (hypothesis may end a run early).
+    print(f"state machine: {machine.checks} checks over 12 runs")
+    assert machine.checks >= 200

@@ -140,3 +140,66 @@ def test_progress_bar_shows_a_path_with_brackets(monkeypatch: pytest.MonkeyPatch
     bar.close()
     shown = term.getvalue()
     assert "docs/a[/]b.txt" in shown and "2/2 files" in shown and "9 tokens" in shown
+
+
+def _ingest_with_config(tmp_path: Path, text: str, *args: str) -> subprocess.CompletedProcess[str]:
+    config = tmp_path / "config.toml"
+    config.write_text(text, encoding="utf-8")
+    env = {**__import__("os").environ, "LECTERN_CONFIG": str(config)}
+    return subprocess.run(
+        [sys.executable, "-m", "app.cli", "ingest", "--json", *args],
+        cwd=ROOT, capture_output=True, text=True, encoding="utf-8", timeout=300, check=False,
+        env=env,
+    )  # fmt: skip
+
+
+def test_the_config_max_file_mb_applies_and_a_wrong_one_is_named(tmp_path: Path) -> None:
+    big = tmp_path / "big.log"
+    big.write_text("line of log text\n" * 80_000, encoding="utf-8")  # 1.4 MB
+    skipped = _ingest_with_config(tmp_path, "[ingest]\nmax_file_mb = 1\n", str(big))
+    assert skipped.returncode == 1, skipped.stderr
+    assert json.loads(skipped.stdout)["problems"][0]["forceable"] is True
+    kept = _ingest_with_config(tmp_path, "[ingest]\nmax_file_mb = 2.5\n", str(big))
+    assert kept.returncode == 0, kept.stderr
+    wrong = _ingest_with_config(tmp_path, '[ingest]\nmax_file_mb = "big"\n', str(big))
+    assert wrong.returncode == 2
+    assert "ingest.max_file_mb" in wrong.stderr and "positive number" in wrong.stderr
+    typo = _ingest_with_config(tmp_path, "[ingest]\nmax_file_mbb = 3\n", str(big))
+    assert typo.returncode == 2 and "max_file_mbb" in typo.stderr
+
+
+def test_reading_files_does_not_depend_on_the_backends_config(tmp_path: Path) -> None:
+    """A typo in a backend table is for `lectern backends` and the window to report:
+    counting files needs none of it (and does not load it)."""
+    note = tmp_path / "note.txt"
+    note.write_text(NOTES, encoding="utf-8")
+    out = _ingest_with_config(
+        tmp_path, '[backends.flash]\nkind = "opnai"\n\n[ingest]\nmax_file_mb = 5\n', str(note)
+    )
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["documents"][0]["tokens"] == TC.count(NOTES)
+
+
+def test_ingest_loads_neither_pydantic_nor_the_store_nor_the_backends(tmp_path: Path) -> None:
+    """What makes a small ingest start as fast as the counter (issue 18): reading
+    files imports no config schema (pydantic), no session store, no backend, and
+    not ``tokenizers`` (the stored fast counter gives the counts; the count cache
+    is the one SQLite file it opens)."""
+    note = tmp_path / "note.txt"
+    note.write_text(NOTES, encoding="utf-8")
+    probe = (
+        "import json, sys\n"
+        "from app.cli import main\n"
+        "code = main(['ingest', '--json', sys.argv[1]])\n"
+        "heavy = [m for m in ('pydantic', 'backends.settings', 'backends.router', "
+        "'app.core.session.store', 'app.core.config.load', 'tokenizers') "
+        "if m in sys.modules]\n"
+        "print(json.dumps({'code': code, 'heavy': heavy}), file=sys.stderr)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe, str(note)],
+        cwd=ROOT, capture_output=True, text=True, encoding="utf-8", timeout=300, check=False,
+    )  # fmt: skip
+    report = json.loads(out.stderr.strip().splitlines()[-1])
+    assert report == {"code": 0, "heavy": []}, out.stderr
+    assert json.loads(out.stdout)["documents"][0]["tokens"] == TC.count(NOTES)

@@ -35,17 +35,23 @@ def server() -> Iterator[DeepSeekServer]:
 
 
 def streaming_text(db: Path) -> str | None:
-    """The text of the answer being streamed, read as another process would."""
+    """The text of the answer being streamed, read as another process would: its row and
+    the chunks appended to it so far (``app.core.session.chunks``)."""
     conn = sqlite3.connect(db)
     try:
         row = conn.execute(
-            "SELECT payload FROM events WHERE type = 'answer' AND status = 'streaming'"
+            "SELECT id, payload FROM events WHERE type = 'answer' AND status = 'streaming'"
         ).fetchone()
+        if row is None:
+            return None
+        appended = conn.execute(
+            "SELECT text FROM answer_chunks WHERE event_id = ? ORDER BY seq", (row[0],)
+        ).fetchall()
     except sqlite3.OperationalError:  # the file exists, its tables not yet
         return None
     finally:
         conn.close()
-    return json.loads(row[0])["text"] if row else None
+    return str(json.loads(row[1])["text"]) + "".join(r[0] for r in appended)
 
 
 def test_sigkill_mid_answer_keeps_the_partial_answer(

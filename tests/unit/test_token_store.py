@@ -159,3 +159,30 @@ def test_a_small_file_is_counted_without_the_full_encoder(tmp_path: Path) -> Non
     assert not tc.fast.ready
     assert doc.tokens == TC.reference_count_batch([doc.text])[0]
     assert doc.block_tokens == TC.reference_count_batch([render_document(doc)])[0]
+
+
+def test_short_texts_are_looked_up_in_the_sorted_vocabulary_before_any_dict(
+    tmp_path: Path,
+) -> None:
+    """A store read back serves short texts by bisecting its byte-ordered tokens:
+    the same ids as ``tokenizers``, and the dict of all 128k tokens is made only
+    when a text has too many pieces for that (then the ids are the same again)."""
+    counter(tmp_path)
+    tc = counter(tmp_path)
+    fast = tc.fast
+    assert fast is not None and tc.origin == "stored"
+    assert fast._rank_dict is None  # the store's checks ran on the sorted vocabulary
+    short = [t for t in VARIED if len(t) < 100]
+    reference = [tc.reference_encode(t) for t in short]
+    assert [fast.encode_alone([t])[0] for t in short] == reference
+    assert fast._rank_dict is None and not fast.ready
+    rng = random.Random(3)
+    words = [
+        "".join(rng.choices("abcdefghijklmnopqrstuvwxyz", k=rng.randint(2, 9))) for _ in range(900)
+    ]
+    long_text = " ".join(words)  # more distinct pieces than bisecting is worth
+    assert fast.encode_alone([long_text])[0] == tc.reference_encode(long_text)
+    assert fast._rank_dict is not None and len(fast._rank_dict) == len(fast.sorted_vocab()[0])
+    assert [fast.encode_alone([t])[0] for t in short] == reference
+    tokens, ranks = fast.sorted_vocab()
+    assert tokens == sorted(tokens) and len(set(ranks)) == len(ranks)

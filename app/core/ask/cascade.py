@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from decimal import Decimal
@@ -44,7 +43,7 @@ from app.core.ask import api_cache
 from app.core.ask.cache_plan import PrimingRequest
 from app.core.ask.call import Call, CallResult, model_name, result_status
 from app.core.ask.planner import Planner
-from app.core.ask.run_state import LiveStream, ProgressRate, RunState
+from app.core.ask.run_state import LiveStream, ProgressRate, RunState, write_priming_call
 from app.core.ask.types import (
     BudgetExceededError,
     BudgetQuestion,
@@ -81,8 +80,6 @@ __all__ = [
     "Outcome",
     "Plan",
 ]
-
-_PRIMING_WRITE_TRIES = 6  # ~3 s of retries for a locked database
 
 
 class Cascade(Planner):
@@ -407,18 +404,10 @@ class Cascade(Planner):
 
         def record(payload: Mapping[str, Any]) -> None:
             # The call was paid for: its cost must reach the session's spend even when
-            # this thread outlives the answer's join (nobody would drain a list then), so
-            # a locked database is retried here, on this thread, before giving up to the
-            # join (which drains what is left when the thread ended in time).
-            for attempt in range(_PRIMING_WRITE_TRIES):
-                try:
-                    self.session.record_call(question_id, payload)
-                    break
-                except Exception:  # e.g. the database stayed locked
-                    if attempt == _PRIMING_WRITE_TRIES - 1:
-                        state.priming_unrecorded.append(payload)
-                    else:
-                        time.sleep(0.1 * 2**attempt)
+            # this thread outlives the answer's join (then nobody else would write it), so
+            # a failed write (a locked or busy database) is tried again, here, with
+            # pauses doubling up to PRIMING_RETRY_CAP_S, until it is written.
+            write_priming_call(lambda: self.session.record_call(question_id, payload))
             with state.lock:
                 state.calls.append(payload)
 
@@ -450,9 +439,6 @@ class Cascade(Planner):
                 "logged when it ends."
             )
             return
-        for payload in state.priming_unrecorded:  # what the thread could not log
-            self.session.record_call(state.question_id, payload)
-        state.priming_unrecorded.clear()
         result = state.priming_result
         if isinstance(result, Exception):
             state.notes.append(f"The cache priming request failed unexpectedly: {result}.")

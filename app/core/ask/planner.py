@@ -301,8 +301,7 @@ class Planner:
         """Expected cost of one call of ``rendered`` on ``spec`` (``app.core.ask.quote``)."""
         candidate = self.candidate(spec, rendered.mode)
         if candidate.local:
-            sent = api_cache.prefix_sent_before(self._calls(), api_cache.prefix_key(spec, rendered))
-            candidate = replace(candidate, prefix_state=sent)
+            candidate = replace(candidate, prefix_state=self.prefix_saved(spec, rendered))
         elif candidate.cache is None and api_cache.prefix_sent_before(
             self._calls(), api_cache.prefix_key(spec, rendered)
         ):
@@ -325,6 +324,18 @@ class Planner:
             estimated_tokens=line.estimated,
             line=line,
         )
+
+    def prefix_saved(self, spec: BackendSpec, rendered: RenderedPrompt) -> bool:
+        """Whether the in-process backend's state store holds this prompt's corpus prefix
+        (its question then starts at once). Asked of the store, never inferred from the
+        log: the store may have evicted or lost the state since the last call. Runs where
+        the plan runs (a worker, for the window)."""
+        backend = self.pool.built(spec.name)
+        ids, prefix = rendered.prompt_ids, rendered.prefix_tokens
+        ask = getattr(backend, "prefix_saved", None)
+        if ask is None or ids is None or prefix <= 0:
+            return False
+        return bool(ask(ids[:prefix], rendered.mode))
 
     def expected_output(self) -> int:
         """Output tokens expected of an answer: the setting, else the session's mean."""

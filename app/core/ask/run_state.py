@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,7 +40,6 @@ class RunState:
     notes: list[str] = field(default_factory=list)
     priming_thread: threading.Thread | None = None
     priming_result: CallResult | Exception | None = None  # set by the priming thread
-    priming_unrecorded: list[Mapping[str, Any]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def meter(self, *, tps: float | None = None, streamed: int = 0) -> Meter:
@@ -92,3 +91,31 @@ class ProgressRate:
             eta = (p.total - p.done) / ((p.done - d0) / (now - t0))
         unit = "tokens" if p.phase == "prefill" else "bytes"
         self.sink(Progress(p.phase, p.done, p.total, unit, eta_s=eta))
+
+
+PRIMING_RETRY_S = 0.1  # the first pause before a failed priming write is tried again
+PRIMING_RETRY_CAP_S = 5.0  # pauses double up to this
+PRIMING_GIVE_UP_S = 600.0  # a write failing this long is given up (and logged)
+
+
+def write_priming_call(write: Callable[[], object]) -> bool:
+    """``write()`` until it succeeds (True); False only after PRIMING_GIVE_UP_S of
+    failures, logged. Runs on the priming thread, which may outlive the answer."""
+    began = time.monotonic()
+    pause = PRIMING_RETRY_S
+    while True:
+        try:
+            write()
+            return True
+        except Exception as exc:  # e.g. the database stayed locked
+            if time.monotonic() - began >= PRIMING_GIVE_UP_S:
+                import logging
+
+                logging.getLogger(__name__).error(
+                    "A cache priming call could not be logged (%s): its cost is missing "
+                    "from the session's spend.",
+                    exc,
+                )
+                return False
+        time.sleep(pause)
+        pause = min(pause * 2, PRIMING_RETRY_CAP_S)

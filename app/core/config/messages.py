@@ -13,24 +13,18 @@ from __future__ import annotations
 import difflib
 import types
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Annotated, Any, Union, get_args, get_origin
 
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 from pydantic_core import ErrorDetails
 
+from app.core.config.errors import ConfigError
 from backends.settings import SETTING_ERROR
 
+__all__ = ["ConfigError", "explain", "first_error"]
+
 FULL_MESSAGE = "config"  # the error type of a message that is already the whole sentence
-
-
-class ConfigError(ValueError):
-    """The config file is unreadable or invalid; the message names the key and the fix."""
-
-    def __init__(self, message: str, path: Path | None = None) -> None:
-        super().__init__(message)
-        self.path = path
 
 
 def first_error(errors: Sequence[ErrorDetails], root: type[BaseModel]) -> str:

@@ -6,10 +6,10 @@ write every ``FLUSH_SECONDS`` or ``FLUSH_BYTES``: a process killed mid-answer
 leaves what it had streamed, and reopening the session marks it interrupted
 (``Store.interrupt_streaming``; the row records its writer's pid).
 
-Each write rewrites the row, so both limits grow with what is written already
-(an eighth of it, and one more ``FLUSH_SECONDS`` per ``GROW_BYTES``): the
-bytes written in all stay a small multiple of the answer's length, never its
-square, and a kill loses at most that last eighth.
+Each write appends only what arrived since the last one, as a chunk
+(``Store.append_chunk``, ``app.core.session.chunks``): the bytes written in all
+are the answer's length plus one final write of the whole row when it ends, never
+its square, and a kill loses at most the last ``FLUSH_SECONDS``.
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ from app.core.session.store import LIVE_WRITERS, EventRow, Store
 
 FLUSH_SECONDS = 0.5
 FLUSH_BYTES = 2048
-GROW_BYTES = 64 * 1024
 
 
 class WriterError(RuntimeError):
@@ -63,7 +62,8 @@ class AnswerWriter:
         self._text: list[str] = []
         self._reasoning: list[str] = []
         self._pending = 0
-        self._written = 0  # bytes of text and reasoning in the row
+        self._flushed = (0, 0)  # pieces of text and of reasoning already in chunks
+        self._seq = 0
         self._last = time.monotonic()
         self._closed = False
         row = store.append_event(session_id, kind, self._payload, status="streaming")
@@ -88,19 +88,20 @@ class AnswerWriter:
 
     def _grew(self, nbytes: int) -> None:
         self._pending += nbytes
-        now = time.monotonic()
-        written = self._written
-        every = FLUSH_SECONDS * (1 + written // GROW_BYTES)
-        if self._pending >= max(FLUSH_BYTES, written // 8) or now - self._last >= every:
+        if self._pending >= FLUSH_BYTES or time.monotonic() - self._last >= FLUSH_SECONDS:
             self.flush()
 
     def flush(self) -> None:
+        """Append what arrived since the last flush (nothing else is written)."""
         if self._closed:
             return
-        self._payload["text"] = self.text
-        self._payload["reasoning"] = self.reasoning
-        self._store.update_event(self.id, self._payload, status="streaming")
-        self._written += self._pending
+        texts, reasonings = self._flushed
+        text = "".join(self._text[texts:])
+        reasoning = "".join(self._reasoning[reasonings:])
+        if text or reasoning:
+            self._seq += 1
+            self._store.append_chunk(self.id, self._seq, text, reasoning)
+        self._flushed = (len(self._text), len(self._reasoning))
         self._pending = 0
         self._last = time.monotonic()
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from app.core.session import chunks
 from app.core.session.schema import now_iso
 from app.core.session.store import Store
 
@@ -77,7 +78,10 @@ def fork_session(
             by_event.setdefault(int(d[2]), []).append(d)
         for ev in events:
             old_id, ev_ts, type_, status, payload = ev
-            body = _mapped(json.loads(payload), event_ids, doc_ids)
+            raw = json.loads(payload)
+            if status == "streaming":  # the text it has streamed so far comes along
+                raw = chunks.merged(tx, old_id, raw)
+            body = _mapped(raw, event_ids, doc_ids)
             cur = tx.execute(
                 "INSERT INTO events (session_id, ts, type, status, payload) VALUES (?, ?, ?, ?, ?)",
                 (new_id, ev_ts, type_, status, json.dumps(body, ensure_ascii=False)),

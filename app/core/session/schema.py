@@ -131,11 +131,29 @@ def m004_search_index(conn: sqlite3.Connection) -> None:
     )
 
 
+def m005_answer_chunks(conn: sqlite3.Connection) -> None:
+    # A streaming answer's text is appended in chunks (app.core.session.chunks), not
+    # rewritten whole on every flush; written into its event's payload when it ends.
+    _script(
+        conn,
+        """
+        CREATE TABLE answer_chunks (
+            event_id INTEGER NOT NULL REFERENCES events(id) ON DELETE CASCADE,
+            seq INTEGER NOT NULL,
+            text TEXT NOT NULL,
+            reasoning TEXT NOT NULL,
+            PRIMARY KEY (event_id, seq)
+        ) WITHOUT ROWID;
+        """,
+    )
+
+
 MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
     m001_initial,
     m002_document_block_tokens,
     m003_document_count_basis,
     m004_search_index,
+    m005_answer_chunks,
 )
 
 

@@ -14,8 +14,9 @@ Tables:
   re-extracts or re-tokenizes an unchanged file.
 * ``events``: the append-only log (questions, answers, reviews, backend calls,
   documents added/excluded/re-read, mode changes), payload as JSON. The one
-  mutable case is an answer while it streams: its row is updated as text
-  arrives, with ``status='streaming'``; a row still streaming when a session is
+  mutable case is an answer while it streams (``status='streaming'``): its text
+  is appended in ``answer_chunks`` as it arrives (``app.core.session.chunks``) and
+  written into its row once when it ends; a row still streaming when a session is
   opened belonged to a process that died and becomes ``interrupted``.
 
 SQLite connections are not shared across threads: each thread gets its own.
@@ -35,6 +36,7 @@ from typing import Any
 
 from app.core.ingest.model import Document
 from app.core.prompt.corpus import count_basis
+from app.core.session import chunks
 from app.core.session.schema import MIGRATIONS, StoreError, migrate, now_iso, parse_ts
 
 __all__ = [
@@ -297,12 +299,20 @@ class Store:
     def update_event(
         self, event_id: int, payload: Mapping[str, Any], *, status: str | None = None
     ) -> None:
-        """Rewrite a streaming answer's row (the only event that changes)."""
+        """Write a streaming answer's row whole (the only event that changes): when it
+        ends, with its text; the chunks streamed into it are dropped in the same
+        transaction."""
         with self.transaction() as conn:
             conn.execute(
                 "UPDATE events SET payload = ?, status = ? WHERE id = ?",
                 (json.dumps(payload, ensure_ascii=False), status, event_id),
             )
+            chunks.drop(conn, event_id)
+
+    def append_chunk(self, event_id: int, seq: int, text: str, reasoning: str) -> None:
+        """Append what a streaming answer received since its last chunk (and commit)."""
+        with self.transaction() as conn:
+            chunks.append(conn, event_id, seq, text, reasoning)
 
     def events(self, session_id: int, types: Sequence[str] | None = None) -> list[EventRow]:
         sql = "SELECT * FROM events WHERE session_id = ?"
@@ -311,11 +321,18 @@ class Store:
             sql += f" AND type IN ({', '.join('?' for _ in types)})"
             params.extend(types)
         rows = self.conn.execute(sql + " ORDER BY id", params).fetchall()
-        return [_event_row(r) for r in rows]
+        return [self._streamed(_event_row(r)) for r in rows]
 
     def event(self, event_id: int) -> EventRow | None:
         row = self.conn.execute("SELECT * FROM events WHERE id = ?", (event_id,)).fetchone()
-        return _event_row(row) if row else None
+        return self._streamed(_event_row(row)) if row else None
+
+    def _streamed(self, row: EventRow) -> EventRow:
+        """A row still streaming, with the text appended to it so far."""
+        if row.status != "streaming":
+            return row
+        payload = chunks.merged(self.conn, row.id, row.payload)
+        return EventRow(row.id, row.session_id, row.ts, row.type, row.status, payload)
 
     def interrupt_streaming(self, session_id: int) -> int:
         """Mark answers left ``streaming`` by a process that died as ``interrupted``.
@@ -333,6 +350,8 @@ class Store:
                 payload = json.loads(row["payload"])
                 if row["id"] in LIVE_WRITERS or _alive(payload.get("writer_pid")):
                     continue
+                payload = chunks.merged(conn, row["id"], payload)  # the text so far
+                chunks.drop(conn, row["id"])
                 payload["status"] = "interrupted"
                 payload.setdefault(
                     "error", "Lectern stopped while this answer streamed; the text so far is kept."

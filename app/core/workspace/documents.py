@@ -13,15 +13,17 @@ import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from app.core.events import Progress, Sink
 from app.core.ingest.model import IngestResult
 from app.core.ingest.model import Progress as IngestProgress
-from app.core.session import AddReport, Conversation, Session
-from app.core.session.store import StoredDocument
 from app.core.workspace.jobs import WorkspaceError
 from backends.base import CancelToken
+
+if TYPE_CHECKING:  # reading files (``lectern ingest``) never loads the session modules
+    from app.core.session import AddReport, Conversation, Session
+    from app.core.session.store import StoredDocument
 
 EXIT_STOPPED = 130
 
@@ -172,6 +174,9 @@ def preview(conv: Conversation, result: IngestResult, *, local_only: bool) -> Co
     """``conv`` with ``result``'s documents added as a session would add them (after
     everything, travelling with the next question once one was asked); nothing
     is written."""
+    from app.core.session import Conversation
+    from app.core.session.store import StoredDocument
+
     known = {d.document.sha256 for d in conv.documents}
     seq = max((d.seq for d in conv.documents), default=0)
     fresh = []

@@ -13,7 +13,6 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from backends.base import ThinkingMode
-from backends.router import RefusedError
 
 if TYPE_CHECKING:
     from app.core.ask.cascade import Cascade
@@ -117,6 +116,7 @@ def quote_all(  # noqa: PLR0917 (the workspace's parts, in order)
     from app.core.ask.planner import conversation_turns
     from app.core.local_memory import memory_note
     from app.core.workspace.fitting import fit_report
+    from backends.router import RefusedError
 
     mode = mode or cascade.session.mode
     plan: Plan | None = None

@@ -31,7 +31,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from app.core.events import Sink, ignore
 from app.core.workspace.documents import AddOutcome, add_result, preview, read_paths
 from app.core.workspace.jobs import Job, Outcome, WorkspaceError
-from app.core.workspace.quotes import QuoteOutcome, quote_all
 from backends.base import BackendError, CancelToken, ThinkingMode
 
 if TYPE_CHECKING:
@@ -45,6 +44,7 @@ if TYPE_CHECKING:
     from app.core.session import Session, SessionSummary
     from app.core.session.search import SearchHit
     from app.core.session.store import Store
+    from app.core.workspace.quotes import QuoteOutcome
     from app.core.workspace.sync import SyncOutcome
 
 EXIT_FAILED = 1
@@ -52,6 +52,33 @@ EXIT_USAGE = 2
 EXIT_REFUSED = 3
 
 T = TypeVar("T", bound=Outcome)
+
+
+def read_files(
+    paths: Sequence[str],
+    *,
+    force: Sequence[str] = (),
+    ignore_rules: Sequence[str] = (),
+    follow_symlinks: bool = False,
+    size_limit: int | None = None,
+    sink: Sink = ignore,
+    cancel: CancelToken | None = None,
+) -> IngestResult:
+    """Read ``paths`` without a workspace or a session (``lectern ingest``): no
+    backend, no store, no config (the caller gives ``size_limit``, e.g. from
+    ``app.core.config.ingest_limit``; None: ingestion's default), so a small read
+    starts as fast as the counter. Text files over the limit are skipped."""
+    result, _ = read_paths(
+        None,
+        paths,
+        size_limit=size_limit,
+        force=force,
+        ignore=ignore_rules,
+        follow_symlinks=follow_symlinks,
+        sink=sink,
+        cancel=cancel or CancelToken(),
+    )
+    return result
 
 
 class Workspace:
@@ -231,19 +258,17 @@ class Workspace:
         sink: Sink = ignore,
         cancel: CancelToken | None = None,
     ) -> IngestResult:
-        """Read ``paths`` without adding them anywhere (``lectern ingest``). Text files
-        over ``size_limit`` bytes (default ``[ingest] max_file_mb``) are skipped."""
-        result, _ = read_paths(
-            None,
+        """Read ``paths`` without adding them anywhere. Text files over ``size_limit``
+        bytes (default ``[ingest] max_file_mb``) are skipped."""
+        return read_files(
             paths,
-            size_limit=size_limit or self.wiring.ingest_size_limit,
             force=force,
-            ignore=ignore_rules,
+            ignore_rules=ignore_rules,
             follow_symlinks=follow_symlinks,
+            size_limit=size_limit or self.wiring.ingest_size_limit,
             sink=sink,
-            cancel=cancel or CancelToken(),
+            cancel=cancel,
         )
-        return result
 
     def add_paths(
         self,
@@ -456,6 +481,8 @@ class Workspace:
             if not conv.documents:
                 raise WorkspaceError("No documents to quote: give files or folders.", EXIT_USAGE)
             assert isinstance(conv, Conversation)
+            from app.core.workspace.quotes import quote_all
+
             with _refusals():
                 return quote_all(
                     self.cascade(target), self.wiring.router, conv, question, mode, backend, review

@@ -130,10 +130,23 @@ def watch_roots(paths: Iterable[str]) -> list[str]:
     """Absolute roots with one watch per folder: paths under another root are dropped."""
     resolved = sorted({str(Path(p).resolve()) for p in paths})
     roots: list[str] = []
+    kept: set[str] = set()
     for path in resolved:  # sorted: a folder comes before what is inside it
-        if not any(path == r or path.startswith(r.rstrip(os.sep) + os.sep) for r in roots):
+        if not _under(path, kept):  # its ancestors, not every root: linear in the paths
             roots.append(path)
+            kept.add(path)
     return roots
+
+
+def _under(path: str, roots: set[str]) -> bool:
+    """``path`` is one of ``roots`` or inside one of them."""
+    while True:
+        if path in roots:
+            return True
+        parent = os.path.dirname(path)
+        if parent == path:
+            return False
+        path = parent
 
 
 class Watcher:

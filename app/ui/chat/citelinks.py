@@ -19,7 +19,7 @@ from app.ui.chat.citemarks import CitationMatcher, unchecked
 from app.ui.chat.formats import Formats
 from app.ui.chat.markdown import CiteLinker
 from app.ui.chat.model import CitationDict
-from app.ui.safe import tip as safe_tip
+from app.ui.common.safe import tip as safe_tip
 
 
 def place(parsed: ParsedCitation) -> str:

@@ -34,7 +34,9 @@ def _lexer(lang: str) -> Lexer:
 
 
 def warm_up() -> None:
-    """Load Pygments and its Python lexer now (~30 ms once), not at the first code block."""
+    """Load Pygments and its Python lexer now (~40 ms once), not at the first code block.
+    The window runs it on a worker once it is idle (``app.ui.main.show_window``): on
+    the UI thread, as the transcript's first tick ran it, it was the start-up stall."""
     list(_lexer("python").get_tokens("x = 1\n"))
 
 

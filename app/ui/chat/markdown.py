@@ -33,7 +33,7 @@ from app.ui.chat.blocks import Block
 from app.ui.chat.citemarks import find_marks
 from app.ui.chat.formats import Formats
 from app.ui.chat.highlight import insert_code, insert_plain_code
-from app.ui.safe import tip as safe_tip
+from app.ui.common.safe import tip as safe_tip
 
 MD_FEATURES = (
     QTextDocument.MarkdownFeature.MarkdownDialectGitHub

@@ -42,7 +42,6 @@ from PySide6.QtWidgets import QTextBrowser, QWidget
 
 from app.ui.chat.citelinks import CiteRegistry
 from app.ui.chat.formats import Formats
-from app.ui.chat.highlight import warm_up
 from app.ui.chat.live import LiveMessage
 from app.ui.chat.markdown import CiteLinker
 from app.ui.chat.messages import Parts, Writer
@@ -105,7 +104,6 @@ class TranscriptView(QTextBrowser):
         self._writer = Writer(self.document(), self._formats)
         self._cites = CiteRegistry(self._formats)
         self.apply_theme(dark)
-        QTimer.singleShot(0, warm_up)
 
     # --- safety ----------------------------------------------------------------------------
 

@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.ui.safe import tip as safe_tip
+from app.ui.common.safe import tip as safe_tip
 from app.ui.viewer.document import (
     RENDERED_KINDS,
     CitationTarget,

@@ -39,7 +39,7 @@ from PySide6.QtWidgets import (
 from app.core.workspace.watch import Changes, Watcher, watch_roots
 
 if TYPE_CHECKING:
-    from app.ui.window import MainWindow
+    from app.ui.shell.window import MainWindow
 
 
 class FindBar(QWidget):
@@ -228,23 +228,30 @@ class SessionTools(QObject):
         if ws is None or name is None:
             return
 
+        watcher = self.watcher
+
         def work() -> dict[str, str]:
             docs = ws.session(name).documents()
-            return {
+            sources = {
                 str(Path(d.document.source).resolve()): d.document.path
                 for d in docs
                 if d.status == "active"
             }
+            # Resolving every source and the first stat snapshot of what is watched touch
+            # the disk (a walk of each new folder): here, never on the UI thread.
+            watcher.watch(watch_roots(sources))
+            return sources
 
         def done(sources: dict[str, str]) -> None:
             self.sources = sources
-            self.watcher.watch(watch_roots(sources))
 
         self.window.tasks.run(work, done, self._error, key="watch")
 
     def watch_paths(self, paths: list[str]) -> None:
-        """Folders the user added: new files in them are read before the next question."""
-        self.watcher.watch(paths)
+        """Folders the user added: new files in them are read before the next question.
+        Their first snapshot walks them: on a worker (the pool: not behind a quote)."""
+        watcher = self.watcher
+        self.window.tasks.run(lambda: watcher.watch(paths), None, self._error, serial=False)
 
     def _on_changes(self, changes: Changes) -> None:
         for p in changes.changed:

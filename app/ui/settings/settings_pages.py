@@ -9,6 +9,7 @@ touch the disk (does the model file exist?) run through ``Tasks``.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -26,9 +27,15 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.ui.dialog_parts import Description, FieldLabel, InlineMessage, PageHeader, ScrollContent
-from app.ui.settings_form import FormError, SettingsForm, describe, parse_usd
-from app.ui.tasks import Tasks
+from app.ui.common.dialog_parts import (
+    Description,
+    FieldLabel,
+    InlineMessage,
+    PageHeader,
+    ScrollContent,
+)
+from app.ui.common.tasks import Tasks
+from app.ui.settings.settings_form import FormError, SettingsForm, describe, parse_usd
 from backends.remote.openai_compat import host_of, is_loopback_host
 from backends.settings import LlamaCppSettings
 
@@ -151,7 +158,14 @@ class ApiPage(Page):
     def show_key_status(self, masked: str | None, env_var: str | None, error: str = "") -> None:
         """What the keyring holds: ``masked`` (from ``secrets.mask``) or nothing."""
         first = f" The environment variable {env_var} comes first when set." if env_var else ""
-        if error:
+        if error and env_var and os.environ.get(env_var):
+            # The key Lectern uses is there: the keyring matters only for storing one.
+            self.key_state.show_message(
+                f"The key comes from the environment variable {env_var}. No OS keyring is "
+                "available here, so a key pasted above cannot be stored.",
+                "ok",
+            )
+        elif error:
             self.key_state.show_message(error, "error")
         elif masked:
             self.key_state.show_message(f"Stored in the OS keychain: {masked}.{first}", "ok")

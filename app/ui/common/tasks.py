@@ -52,7 +52,11 @@ class Tasks(QObject):
         key: str | None = None,
         serial: bool = True,
     ) -> int:
-        """Run ``fn`` in the background; returns the request id."""
+        """Run ``fn`` in the background; returns the request id (0: not run, the window
+        is closing: its late clicks and signals, e.g. a file the OS asks to open, are
+        dropped like the results it no longer delivers)."""
+        if self._closed:
+            return 0
         rid = next(self._ids)
         self._callbacks[rid] = (on_done, on_error, key)
         if key is not None:

@@ -31,8 +31,8 @@ from PySide6.QtWidgets import (
 )
 
 from app.core.pricing import format_money
-from app.ui.dialog_parts import FORM_STYLE, Description, InlineMessage, PageHeader, guarded
-from app.ui.tasks import Tasks
+from app.ui.common.dialog_parts import FORM_STYLE, Description, InlineMessage, PageHeader, guarded
+from app.ui.common.tasks import Tasks
 
 if TYPE_CHECKING:
     from app.core.session import SessionSummary

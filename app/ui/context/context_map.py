@@ -6,7 +6,7 @@ output reserved for the next answer and the free space, with the model's
 window marked and absolute counts beside it (percentages are too coarse at
 1M). Past the window, the overflow is painted beyond the mark in red.
 Documents cited by the last answer carry a marker. The detail list of
-folders and files is ``app.ui.context_detail.ContextDetailView``.
+folders and files is ``app.ui.context.context_detail.ContextDetailView``.
 
 The geometry is a pure function (``layout_segments``) so tests check it
 without pixels; the widget only paints what it returns.
@@ -32,7 +32,8 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import QToolTip, QVBoxLayout, QWidget
 
-from app.ui.context_data import (
+from app.ui.common.safe import tip as safe_tip
+from app.ui.context.context_data import (
     CITED_COLOUR,
     CONVERSATION_COLOUR,
     FOLDER_COLOURS,
@@ -44,8 +45,7 @@ from app.ui.context_data import (
     MapEntry,
     share,
 )
-from app.ui.context_detail import ContextDetailView
-from app.ui.safe import tip as safe_tip
+from app.ui.context.context_detail import ContextDetailView
 
 __all__ = ["ContextDetailView", "ContextMap", "ContextMapBar", "ContextMapData", "MapEntry"]
 

@@ -42,9 +42,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.ui.records import DocRow
-from app.ui.safe import plain
-from app.ui.safe import tip as safe_tip
+from app.ui.common.safe import plain
+from app.ui.common.safe import tip as safe_tip
+from app.ui.shell.records import DocRow
 
 ID_ROLE = Qt.ItemDataRole.UserRole + 1  # a file's document id; folders hold none
 PATH_ROLE = Qt.ItemDataRole.UserRole + 2
@@ -346,12 +346,14 @@ class LibraryPanel(QWidget):
             self.fit_button.hide()
             return
         text = (
-            f"<b>Over {html.escape(fit.backend)}'s window by {fit.over:,} tokens</b> "
-            f"({fit.window:,} tokens). Nothing is cut without you: "
+            f"<b>Over {html.escape(fit.backend)}'s window by {fit.over:,} tokens</b>: the "
+            f"prompt needs {fit.prompt_tokens:,} and the answer {fit.reserved:,}, of "
+            f"{fit.window:,}. Nothing is cut without you: "
         )
         if fit.larger:
             names = ", ".join(f"<b>{html.escape(n)}</b>" for n in fit.larger)
-            text += f"{names} holds the whole corpus (pick it above); or "
+            verb = "holds" if len(fit.larger) == 1 else "hold"
+            text += f"{names} {verb} the whole corpus (pick it above); or "
         if fit.suggestions:
             picks = ", ".join(
                 f"<b>{html.escape(s.path)}</b> ({s.tokens:,}, {html.escape(s.why)})"
@@ -359,12 +361,17 @@ class LibraryPanel(QWidget):
             )
             more = len(fit.suggestions) - 4
             text += f"excluding {picks}" + (f" and {more} more" if more > 0 else "")
-            text += f" makes it fit ({fit.after_tokens:,} tokens in the prompt)."
+            text += f" makes it fit (the prompt then needs {fit.after_tokens:,})."
             by_path = {r.path: r.id for r in self.rows}
             self._fit_ids = list(dict.fromkeys(by_path[f] for f in fit.exclude if f in by_path))
             n = len(self._fit_ids)
             self.fit_button.setText(f"Exclude {'this file' if n == 1 else f'these ({n:,} files)'}")
             self.fit_button.show()
+        elif fit.reserved >= fit.window:
+            text += (
+                f"the {fit.reserved:,} tokens kept for the answer fill the window on their own: "
+                "lower the answer's length (max_tokens) or pick a backend with a larger window."
+            )
         else:
             text += "even without every document the conversation does not fit: start a new "
             text += "session or pick a backend with a larger window."
@@ -387,9 +394,15 @@ class LibraryPanel(QWidget):
     def reading_done(self) -> None:
         self.progress_box.hide()
 
-    def show_problems(self, problems: Sequence[tuple[str, str]], note: str = "") -> None:
+    def show_problems(
+        self,
+        problems: Sequence[tuple[str, str]],
+        note: str = "",
+        ignored: Sequence[tuple[str, str]] = (),
+    ) -> None:
         """Real problems first (⚠, one line each); then, quietly, one line for the
-        binary files skipped on purpose (a code tree's images) and one for duplicates."""
+        binary files skipped on purpose (a code tree's images), one for duplicates and
+        one for what ignore rules left out (``vendor/``, ``.gitignore``...)."""
         self.problems.clear()
         real, skipped, same = problem_groups(problems)
         for path, reason in real:
@@ -405,13 +418,17 @@ class LibraryPanel(QWidget):
         if same:
             noun = "duplicate" if len(same) == 1 else "duplicates"
             quiet.append(f"{len(same):,} {noun} with the same bytes as another file, counted once")
+        if ignored:
+            path, why = ignored[0]
+            quiet.append(f"Left out by ignore rules: {len(ignored):,} (e.g. {path}: {why})")
+        tip = safe_tip("\n".join(f"{p}: {r}" for p, r in (skipped + same + list(ignored))[:40]))
         for line in quiet:
             item = QListWidgetItem(line, self.problems)
             item.setForeground(self.palette().color(QPalette.ColorRole.PlaceholderText))
-            item.setToolTip(safe_tip("\n".join(f"{p}: {r}" for p, r in (skipped + same)[:40])))
+            item.setToolTip(tip)
         if note:
             self.problems.addItem(note)
-        self.problems.setVisible(bool(problems) or bool(note))
+        self.problems.setVisible(bool(problems) or bool(note) or bool(ignored))
 
     # --- interaction ------------------------------------------------------------------------
 
@@ -458,7 +475,7 @@ class LibraryPanel(QWidget):
         menu.popup(self.tree.viewport().mapToGlobal(pos))
 
 
-BUILD_CHUNK = 300  # files per event-loop turn while a large library is listed
+BUILD_CHUNK = 150  # files per event-loop turn while a large library is listed (~10 ms each)
 
 
 class _Build:

@@ -21,9 +21,9 @@ from PySide6.QtWidgets import (
 )
 
 from app.core.config.schema import CascadeSection
-from app.ui.dialog_parts import Description, FieldLabel, section_rule
-from app.ui.settings_form import RuleForm, SettingsForm, describe
-from app.ui.settings_pages import AUTOMATIC, Page
+from app.ui.common.dialog_parts import Description, FieldLabel, section_rule
+from app.ui.settings.settings_form import RuleForm, SettingsForm, describe
+from app.ui.settings.settings_pages import AUTOMATIC, Page
 
 ESCALATION_LABELS = {
     "error": "an error",

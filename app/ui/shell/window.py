@@ -36,15 +36,15 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.ui.chat.composer import Composer
 from app.ui.chat.view import TranscriptView
-from app.ui.composer import Composer
-from app.ui.context_map import ContextMap
-from app.ui.controller import Controller, QuoteView, SessionView
-from app.ui.library import LibraryPanel, local_paths
-from app.ui.meters import MeterBar
-from app.ui.safe import plain
-from app.ui.tasks import Tasks
-from app.ui.window_events import JobView
+from app.ui.common.safe import plain
+from app.ui.common.tasks import Tasks
+from app.ui.context.context_map import ContextMap
+from app.ui.library.library import LibraryPanel, local_paths
+from app.ui.shell.controller import Controller, QuoteView, SessionView
+from app.ui.shell.meters import MeterBar
+from app.ui.shell.window_events import JobView
 
 if TYPE_CHECKING:
     from app.core.workspace import Workspace
@@ -99,7 +99,7 @@ class MainWindow(QMainWindow):
         self.splitter.addWidget(chat)
         self.splitter.setStretchFactor(0, 0)
         self.splitter.setStretchFactor(1, 1)
-        self.splitter.setSizes([320, 900])
+        self.splitter.setSizes([360, 900])
 
         self.context_map = ContextMap()
         self.meters = MeterBar()
@@ -132,7 +132,7 @@ class MainWindow(QMainWindow):
         self._connect()
         self._set_enabled(False)
         self._restore_geometry()
-        from app.ui.session_tools import install
+        from app.ui.sessions.session_tools import install
 
         self.tools = install(self)  # find, search, fork/edit, watching (issue 19)
 
@@ -151,6 +151,7 @@ class MainWindow(QMainWindow):
         self.manage_action = QAction("Sessions…", self)
         self.backend_box = QComboBox()
         self.backend_box.setMinimumWidth(220)
+        self.backend_box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         self.backend_box.setToolTip("Who answers")
         self.mode_box = QComboBox()
         for value, text in MODES:
@@ -295,7 +296,7 @@ class MainWindow(QMainWindow):
             self.chat.setCurrentIndex(0)
             return
         if self.first_run is None:
-            from app.ui.first_run import FirstRunPanel
+            from app.ui.settings.first_run import FirstRunPanel
 
             self.first_run = FirstRunPanel(self.tasks)
             self.first_run.useDemo.connect(self._use_demo)
@@ -328,7 +329,7 @@ class MainWindow(QMainWindow):
         )
 
     def _place_model_file(self, path: str, target: Any, doc: dict[str, Any]) -> None:
-        from app.ui.settings_form import free_name
+        from app.ui.settings.settings_form import free_name
 
         kind = "mlx" if not path.lower().endswith(".gguf") else "llama_cpp"
         backends = doc.setdefault("backends", {})
@@ -437,7 +438,7 @@ class MainWindow(QMainWindow):
         self.controller.quote(self.composer.text(), self.chosen_backend(), self.chosen_mode())
 
     def _quote_ready(self, quote: QuoteView) -> None:
-        from app.ui.window_events import context_map_data, quote_html
+        from app.ui.shell.window_events import context_map_data, quote_html
 
         self.last_quote = quote
         self.composer.set_quote(quote_html(quote, self.view))
@@ -572,7 +573,7 @@ class MainWindow(QMainWindow):
             self.viewer.closed.connect(self.viewer.hide)
             self.splitter.addWidget(self.viewer)
             total = sum(self.splitter.sizes())
-            self.splitter.setSizes([int(total * 0.22), int(total * 0.43), int(total * 0.35)])
+            self.splitter.setSizes([int(total * 0.25), int(total * 0.42), int(total * 0.33)])
         self.viewer.show()
         self.viewer.show_citation(citation, doc, disk_state=disk)
 
@@ -591,7 +592,7 @@ class MainWindow(QMainWindow):
     def manage_sessions(self) -> None:
         if self.ws is None:
             return
-        from app.ui.sessions_dialog import SessionsDialog
+        from app.ui.sessions.sessions_dialog import SessionsDialog
 
         if self.session_locked():
             return
@@ -618,7 +619,7 @@ class MainWindow(QMainWindow):
             self.controller.open_session(None)
 
     def open_settings(self, section: str = "") -> None:
-        from app.ui.settings_dialog import SettingsDialog
+        from app.ui.settings.settings_dialog import SettingsDialog
 
         dialog = SettingsDialog(self.tasks, self, section=section or "api")
         dialog.saved.connect(lambda _p: self.reload_workspace())

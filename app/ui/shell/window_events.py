@@ -27,13 +27,13 @@ from app.core.events import (
 )
 from app.core.pricing import format_money
 from app.ui.chat.model import ChatMessage
-from app.ui.context_map import ContextMapData, MapEntry
-from app.ui.library import eta_text
-from app.ui.records import DocRow, cited_paths, label_of
+from app.ui.context.context_map import ContextMapData, MapEntry
+from app.ui.library.library import eta_text
+from app.ui.shell.records import DocRow, cited_paths, label_of
 
 if TYPE_CHECKING:
-    from app.ui.controller import QuoteView, SessionView
-    from app.ui.window import MainWindow
+    from app.ui.shell.controller import QuoteView, SessionView
+    from app.ui.shell.window import MainWindow
 
 PHASES = {
     "prefill": "Reading the prompt into the local model",
@@ -118,7 +118,7 @@ class JobView:
             note = f"All {outcome.unchanged_files} files are unchanged since they were read."
         problems = list(report.problems)
         problems += [(p, f"same bytes as {s}: counted once") for p, s in report.duplicates]
-        w.library.show_problems(problems, note)
+        w.library.show_problems(problems, note, outcome.ignored)
         w.controller.refresh_documents()
         w.controller.refresh_sessions()
 
@@ -218,6 +218,15 @@ class JobView:
 
 def quote_html(quote: QuoteView, view: SessionView | None) -> str:
     """The line under the question box: tokens, expected and worst-case cost, fit."""
+    fit = quote.fit
+    if quote.error is not None and fit is not None and not fit.fits:
+        # A quote sends nothing: say what does not fit, in the banner's figures.
+        return (
+            f"<b>{_escape(fit.backend)}</b> · {fit.prompt_tokens:,} tokens · "
+            f"<span style='color:#c0392b'>over its window by {fit.over:,}</span> (the answer "
+            f"keeps {fit.reserved:,} of {fit.window:,}): sending waits until it fits; the "
+            "library says what to exclude"
+        )
     if quote.error is not None:
         return f"<span>{_escape(quote.error)}</span>"
     plan = quote.plan

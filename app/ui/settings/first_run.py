@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.ui.dialog_parts import (
+from app.ui.common.dialog_parts import (
     FORM_STYLE,
     Card,
     Description,
@@ -38,7 +38,7 @@ from app.ui.dialog_parts import (
     scaled_font,
     section_rule,
 )
-from app.ui.tasks import Tasks
+from app.ui.common.tasks import Tasks
 from backends.remote.discovery import DEFAULT_PROBES, Endpoint, Probe, discover
 
 CARD_WIDTH = 660

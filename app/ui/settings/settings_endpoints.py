@@ -23,10 +23,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.ui.dialog_parts import Card, Description, FieldLabel, InlineMessage, scaled_font
-from app.ui.settings_form import EndpointForm, SettingsForm
-from app.ui.settings_pages import LEAVES, Page, leaves_machine
-from app.ui.tasks import Tasks
+from app.ui.common.dialog_parts import Card, Description, FieldLabel, InlineMessage, scaled_font
+from app.ui.common.tasks import Tasks
+from app.ui.settings.settings_form import EndpointForm, SettingsForm
+from app.ui.settings.settings_pages import LEAVES, Page, leaves_machine
 from backends.remote.discovery import DEFAULT_PROBES, Endpoint, Probe, discover
 
 NAME_WIDTH = 130

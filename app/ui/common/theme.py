@@ -108,7 +108,8 @@ def style_sheet(dark: bool) -> str:
     QPlainTextEdit {{ border: 1px solid {line}; border-radius: 8px; padding: 6px; }}
     QPlainTextEdit:focus {{ border: 1px solid {accent}; }}
     QTextBrowser {{ background: {page}; border: 0; }}
-    QTreeView {{ border: 0; background: transparent; }}
+    QTreeView {{ border: 0; }}
+    #library QTreeView {{ background: transparent; }}
     QTreeView::item {{ padding: 3px 0; }}
     QTreeView::indicator {{ width: 13px; height: 13px; border: 1px solid {box};
                            border-radius: 3px; background: {base}; }}

@@ -35,18 +35,24 @@ from PySide6.QtWidgets import (
 )
 
 from app.core.config import ConfigError, config_path, read_toml, save_config_table
-from app.ui.dialog_parts import FORM_STYLE, Description, InlineMessage, guarded
-from app.ui.settings_cascade import CascadePage
-from app.ui.settings_endpoints import EndpointsPage
-from app.ui.settings_form import (
+from app.ui.common.dialog_parts import FORM_STYLE, Description, InlineMessage, guarded
+from app.ui.common.tasks import Tasks
+from app.ui.settings.settings_cascade import CascadePage
+from app.ui.settings.settings_endpoints import EndpointsPage
+from app.ui.settings.settings_form import (
     API_NAMES,
     FormError,
     SettingsForm,
     document_from_form,
     form_from_document,
 )
-from app.ui.settings_pages import ApiPage, BudgetPage, LocalPage, PrivacyPage, leaves_machine
-from app.ui.tasks import Tasks
+from app.ui.settings.settings_pages import (
+    ApiPage,
+    BudgetPage,
+    LocalPage,
+    PrivacyPage,
+    leaves_machine,
+)
 from backends.remote.discovery import DEFAULT_PROBES, Probe
 
 SECTIONS = ("api", "local", "endpoints", "privacy", "budget", "cascade")

@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, QSettings, Signal
 
-from app.ui.records import DocRow, doc_rows, messages_of
-from app.ui.tasks import EventBridge, Tasks
+from app.ui.common.tasks import EventBridge, Tasks
+from app.ui.shell.records import DocRow, doc_rows, messages_of
 
 if TYPE_CHECKING:
     from app.core.ask.types import Plan

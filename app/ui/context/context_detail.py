@@ -22,8 +22,14 @@ from PySide6.QtWidgets import (
 )
 
 from app.core.fit import fit_suggestions
-from app.ui.context_data import CITED_COLOUR, FOLDER_COLOURS, OVER_COLOUR, ContextMapData, share
-from app.ui.safe import tip as safe_tip
+from app.ui.common.safe import tip as safe_tip
+from app.ui.context.context_data import (
+    CITED_COLOUR,
+    FOLDER_COLOURS,
+    OVER_COLOUR,
+    ContextMapData,
+    share,
+)
 
 FRACTION_ROLE = Qt.ItemDataRole.UserRole + 3
 
@@ -166,7 +172,7 @@ class ContextDetailView(QTreeView):
         freed = sum(s.tokens for s in found)
         title = (
             f"To fit, exclude {len(found)} item{'s' if len(found) != 1 else ''} "
-            f"(frees {freed:,} of the {data.over:,} needed)"
+            f"({data.over:,} over)"  # what they free is in the Tokens column
             if found
             else "The conversation alone does not fit: start a new session"
         )

@@ -1,0 +1,1 @@
+"""Shared by every region: escaping untrusted text, light and dark, dialog parts, tasks."""

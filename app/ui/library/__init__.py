@@ -1,0 +1,1 @@
+"""The library: the documents as a folder tree, what is included, problems, the fit banner."""

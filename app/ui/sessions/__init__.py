@@ -1,0 +1,1 @@
+"""Sessions: the dialog (list, open, rename, delete, export) and the session tools."""
