@@ -219,6 +219,17 @@ class LocalEngine(ABC, Generic[C]):
     def prefix_key(self, prefix: Sequence[int], mode: ThinkingMode) -> PrefixKey | None:
         return make_prefix_key(self.facts, prefix, mode)
 
+    def checkpoint_keys(
+        self, prefix: Sequence[int], mode: ThinkingMode, every: int
+    ) -> list[PrefixKey]:
+        """Keys of the checkpoints a read of ``prefix`` saves every ``every`` tokens
+        (0: none), longest first; none without a store."""
+        if not every or self.store is None:
+            return []
+        ends = range((len(prefix) - 1) // every * every, 0, -every)
+        keys = [self.prefix_key(prefix[:n], mode) for n in ends]
+        return [k for k in keys if k is not None]
+
     def _note_prefill(self, tokens: int, seconds: float) -> None:
         """Count a timed prefill, here and in the store (for speed quotes in later runs)."""
         self.prefill_tokens += tokens

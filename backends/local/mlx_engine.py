@@ -268,12 +268,7 @@ class MlxEngine(LocalEngine[EngineConfig]):
 
     def _checkpoint_keys(self, prefix: Sequence[int], mode: ThinkingMode) -> list[PrefixKey]:
         """Keys of the checkpoints a read of ``prefix`` saves, longest first."""
-        every = self.config.checkpoint_tokens
-        if not every or self.store is None:
-            return []
-        ends = range((len(prefix) - 1) // every * every, 0, -every)
-        keys = [self.prefix_key(prefix[:n], mode) for n in ends]
-        return [k for k in keys if k is not None]
+        return self.checkpoint_keys(prefix, mode, self.config.checkpoint_tokens)
 
     def _resume(self, prefix: Sequence[int], mode: ThinkingMode) -> tuple[list[Any], int]:
         """A cache from the longest saved checkpoint of ``prefix`` (a stopped, crashed or
