@@ -229,12 +229,13 @@ class LlamaEngine(LocalEngine[EngineConfig]):
         for the one sequence Lectern uses (``eval`` gives each token sequence 0)."""
         from llama_cpp import _internals
 
-        old = self.llm._batch
-        self.llm._batch = _internals.LlamaBatch(
+        old: Any = self.llm._batch  # untyped in llama-cpp-python
+        batch: Any = _internals.LlamaBatch(
             n_tokens=old._n_tokens, embd=0, n_seq_max=1, verbose=False
         )
+        self.llm._batch = batch
         old.close()  # idempotent: the Llama's own close closes it again
-        self.llm._stack.callback(self.llm._batch.close)
+        self.llm._stack.callback(batch.close)
 
     def close(self) -> None:
         self.vocab.close()
