@@ -178,6 +178,7 @@ class LlamaEngine(LocalEngine[EngineConfig]):
                 "enough memory: re-download the file, update llama-cpp-python, or lower "
                 "the context size."
             ) from exc
+        self._narrow_batch()
         # What llama.cpp allocated for this context (KV, compute and output buffers)
         self.allocated = llama_memory.LlamaFootprint.from_log("".join(lines))
         if self.allocated is not None:
@@ -221,6 +222,20 @@ class LlamaEngine(LocalEngine[EngineConfig]):
     @staticmethod
     def check_model(path: Path) -> None:
         check_model_file(path)
+
+    def _narrow_batch(self) -> None:
+        """Replace ``Llama``'s batch, made with room for ``n_ctx`` sequence ids per token
+        (``n_batch x n_ctx x 4`` bytes of tables: 2 GiB at a 1M-token context), with one
+        for the one sequence Lectern uses (``eval`` gives each token sequence 0)."""
+        from llama_cpp import _internals
+
+        old: Any = self.llm._batch  # untyped in llama-cpp-python
+        batch: Any = _internals.LlamaBatch(
+            n_tokens=old._n_tokens, embd=0, n_seq_max=1, verbose=False
+        )
+        self.llm._batch = batch
+        old.close()  # idempotent: the Llama's own close closes it again
+        self.llm._stack.callback(batch.close)
 
     def close(self) -> None:
         self.vocab.close()

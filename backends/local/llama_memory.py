@@ -9,7 +9,10 @@ each layer's ``heads x n_ubatch x keys`` scores). Its memory-fit pass (model
 logging the same sizes as a real load; ``footprint`` runs it (about 0.3-0.8 s, no
 weights read) and parses the log, so the plan is llama.cpp's own figure for this
 file, this build and these settings. Weights are the files' sizes (mmapped, and
-wired whole on a Mac's GPU).
+wired whole on a Mac's GPU). Not in the pass: the CPU backend's work buffer,
+allocated while a batch is computed (scratch for converting operands; about 13 MB
+for the tiny test model at 9K tokens, growing with the context), which only layers
+run on the CPU need.
 
 ``capture`` collects llama.cpp's log lines of the calling thread while a block runs
 (a real load too: ``LlamaEngine`` records what was allocated); lines of other
