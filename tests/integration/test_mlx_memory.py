@@ -128,9 +128,9 @@ def test_the_v41_index_scores_are_the_same_a_tile_at_a_time() -> None:
     assert mx.array_equal(cos, ref_cos[:1000]).item() and mx.array_equal(sin, ref_sin[:1000]).item()
 
 
+@pytest.mark.parametrize("tiny", ["deepseek_v41"], indirect=True)
 def test_the_v41_state_keeps_no_hand_off(tiny: TinyV4, tmp_path: Path) -> None:
-    if tiny.arch != "deepseek_v41":
-        pytest.skip("V4.1 only")
+    assert tiny.arch == "deepseek_v41"
     from mlx_vlm.utils import load
 
     model = load(str(tiny.path))[0]
