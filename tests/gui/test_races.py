@@ -156,7 +156,7 @@ def test_using_a_model_file_never_replaces_a_backend_without_asking(
     new = tmp_path / "new.gguf"
     config = tmp_path / "config.toml"
     before = config.stat().st_mtime_ns
-    window._use_model_file(str(new))
+    window.setup.use_model_file(str(new))
     qtbot.waitUntil(lambda: config.stat().st_mtime_ns != before, timeout=WAIT)
     assert asked and str(old) in asked[0]
     saved = tomllib.loads(config.read_text(encoding="utf-8"))

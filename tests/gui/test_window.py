@@ -367,8 +367,8 @@ def test_with_nothing_configured_a_first_run_card_offers_the_demo(
     with qtbot.waitSignal(window.ready, timeout=WAIT):
         window.start()
     assert window.ws.demo and window.demo_badge.isVisible()
-    assert window.chat.currentWidget() is window.first_run
-    window.first_run.useDemo.emit()
+    assert window.chat.currentWidget() is window.setup.panel
+    window.setup.panel.useDemo.emit()
     assert window.chat.currentIndex() == 0  # the chat, answered by the labelled demo
     window.close()
     # Accepted once: the next start goes straight to the chat.
@@ -392,8 +392,8 @@ def test_a_local_models_quote_says_what_the_corpus_needs_against_this_machine(
     window.show()
     with qtbot.waitSignal(window.ready, timeout=WAIT):
         window.start()
-    if window.first_run is not None:
-        window.first_run.useDemo.emit()
+    if window.setup.panel is not None:
+        window.setup.panel.useDemo.emit()
     qtbot.waitUntil(lambda: window.controller.session is not None, timeout=WAIT)
     note = tmp_path / "fees.txt"
     note.write_text("The fee for lot 3 is 21 euros.\n")

@@ -296,12 +296,8 @@ def _flag(table: dict[str, Any], key: str, value: Any, default: Any) -> None:
         table[key] = value
 
 
-def free_name(base: str, taken: Iterable[str]) -> str:
-    """``base``, or ``base-2``, ``base-3``... whichever no backend has yet."""
-    return _free(base, taken)
-
-
 def _free(base: str, taken: Iterable[str]) -> str:
+    """``base``, or ``base-2``, ``base-3``... whichever no backend has yet."""
     names = set(taken)
     n = 2
     name = base
@@ -332,3 +328,35 @@ def _amount_text(value: Any) -> str:
     if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
         return ""
     return format(Decimal(str(value)).normalize(), "f")
+
+
+@dataclass(frozen=True, slots=True)
+class ModelFileChoice:
+    """Where a model chosen on the first-run card goes in ``config.toml``: a backend
+    named ``local`` (kind from the file: a ``.gguf`` file runs in llama.cpp, a folder in
+    MLX) that drafts. ``replaces`` is what a ``local`` backend already there points at,
+    when it is another model: the user decides between replacing it and ``spare``."""
+
+    path: str
+    kind: str
+    replaces: str | None
+    spare: str
+
+
+def model_file_choice(doc: Mapping[str, Any], path: str) -> ModelFileChoice:
+    backends = _table(doc.get("backends"))
+    kind = "llama_cpp" if path.lower().endswith(".gguf") else "mlx"
+    old = backends.get("local")
+    replaces = None
+    if isinstance(old, Mapping) and old.get("model_path") != path:
+        replaces = str(old.get("model_path") or old.get("base_url") or "unknown")
+    return ModelFileChoice(path, kind, replaces, _free("local", backends))
+
+
+def use_model_file(doc: dict[str, Any], choice: ModelFileChoice, *, replace: bool) -> str:
+    """Write ``choice`` into ``doc`` (as ``local``, or as ``spare`` when a different
+    ``local`` is kept) and make it the drafting backend; returns the name used."""
+    name = "local" if replace or choice.replaces is None else choice.spare
+    doc.setdefault("backends", {})[name] = {"kind": choice.kind, "model_path": choice.path}
+    doc.setdefault("cascade", {})["draft"] = name
+    return name

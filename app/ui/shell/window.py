@@ -43,6 +43,7 @@ from app.ui.common.tasks import Tasks
 from app.ui.context.context_map import ContextMap
 from app.ui.library.library import LibraryPanel, local_paths
 from app.ui.shell.controller import Controller, QuoteView, SessionView
+from app.ui.shell.first_run_flow import FirstRunFlow
 from app.ui.shell.meters import MeterBar
 from app.ui.shell.window_events import JobView
 
@@ -91,7 +92,7 @@ class MainWindow(QMainWindow):
         chat_layout.addWidget(self.composer)
         self.chat = QStackedWidget()
         self.chat.addWidget(chat_page)
-        self.first_run: Any = None  # the onboarding card, when nothing is configured
+        self.setup = FirstRunFlow(self)  # the onboarding card, when nothing is configured
         chat = self.chat
         self.viewer: Any = None  # the SourceViewer, built on the first citation
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
@@ -230,7 +231,7 @@ class MainWindow(QMainWindow):
     def _workspace_ready(self, ws: Workspace) -> None:
         self.ws = ws
         self.demo_badge.setVisible(ws.demo)
-        self._first_run(ws.demo and not QSettings().value("firstRun/demoAccepted", False, bool))
+        self.setup.show(FirstRunFlow.wanted(ws.demo))
         self.backend_box.clear()
         router = ws.wiring.router
         self.backend_box.addItem(f"Automatic ({router.settings.draft or 'router'})", AUTO)
@@ -287,80 +288,6 @@ class MainWindow(QMainWindow):
         for w in (self.composer, self.library, self.backend_box, self.mode_box):
             w.setEnabled(on)
         self.review_action.setEnabled(on)
-
-    # --- first run --------------------------------------------------------------------------
-
-    def _first_run(self, show: bool) -> None:
-        """With no backend configured: what is possible, and the demo, before the chat."""
-        if not show:
-            self.chat.setCurrentIndex(0)
-            return
-        if self.first_run is None:
-            from app.ui.settings.first_run import FirstRunPanel
-
-            self.first_run = FirstRunPanel(self.tasks)
-            self.first_run.useDemo.connect(self._use_demo)
-            self.first_run.openSettings.connect(self.open_settings)
-            self.first_run.useEndpoint.connect(lambda _url: self.open_settings("endpoints"))
-            self.first_run.useModelFile.connect(self._use_model_file)
-            self.chat.addWidget(self.first_run)
-        self.chat.setCurrentWidget(self.first_run)
-
-    def _model_saved(self) -> None:
-        self._use_demo()
-        self.reload_workspace()
-
-    def _use_demo(self) -> None:
-        QSettings().setValue("firstRun/demoAccepted", True)
-        self.chat.setCurrentIndex(0)
-
-    def _use_model_file(self, path: str) -> None:
-        """A GGUF file or an MLX folder becomes the backend that answers (saved to the
-        config file the CLI reads too), then the workspace reloads. A backend already
-        named ``local`` is replaced only when the user says so; else the new one gets a
-        free name."""
-        from app.core.config import config_path, read_toml
-
-        target = config_path()
-        self.tasks.run(
-            lambda: read_toml(target) if target.exists() else {},
-            lambda doc: self._place_model_file(path, target, doc),
-            self.show_notice,
-        )
-
-    def _place_model_file(self, path: str, target: Any, doc: dict[str, Any]) -> None:
-        from app.ui.settings.settings_form import free_name
-
-        kind = "mlx" if not path.lower().endswith(".gguf") else "llama_cpp"
-        backends = doc.setdefault("backends", {})
-        name = "local"
-        old = backends.get(name)
-        if isinstance(old, dict) and old.get("model_path") != path:
-            spare = free_name("local", backends)
-            asked = QMessageBox.question(
-                self,
-                "Replace a backend?",
-                f"Your config already has a backend named local (model "
-                f"{old.get('model_path') or old.get('base_url') or 'unknown'}). Replace it "
-                f"with {path}?\n\nNo keeps it and adds this model as {spare}.",
-                QMessageBox.StandardButton.Yes
-                | QMessageBox.StandardButton.No
-                | QMessageBox.StandardButton.Cancel,
-                QMessageBox.StandardButton.No,
-            )
-            if asked == QMessageBox.StandardButton.Cancel:
-                return
-            if asked != QMessageBox.StandardButton.Yes:
-                name = spare
-        backends[name] = {"kind": kind, "model_path": path}
-        doc.setdefault("cascade", {})["draft"] = name
-
-        def save() -> None:
-            from app.core.config import save_config_table
-
-            save_config_table(target, doc)
-
-        self.tasks.run(save, lambda _r: self._model_saved(), self.show_notice)
 
     # --- documents --------------------------------------------------------------------------
 
