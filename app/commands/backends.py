@@ -117,7 +117,7 @@ def _memory(pool: Any, name: str, tokens: int) -> dict[str, Any]:
     if plan is None:
         path = Path(str(pool.resolved[name].settings.model_path)).expanduser()
         return {"fits": False, "message": f"No model weights at {path}: fix model_path."}
-    return {**plan.to_json(), "message": plan.message()}
+    return {**plan.to_json(), "message": plan.message(f"A full {tokens:,}-token context")}
 
 
 def _discover() -> list[dict[str, Any]]:

@@ -230,6 +230,7 @@ def test_backends_check_json_gives_the_memory_plan(tiny: TinyV4, tmp_path: Path)
     assert memory["kv_bytes_per_token"] > 0 and memory["available_bytes"] > 0
     assert memory["needed_bytes"] >= memory["weights_bytes"] + 65536 * memory["kv_bytes_per_token"]
     assert memory["fits"] is True and "GB" in memory["message"]
+    assert memory["message"].startswith("A full 65,536-token context needs")  # no corpus here
 
     small = run_cli(
         ["backends", "--check", "--json"],
