@@ -4,8 +4,9 @@
 own settings (a llama.cpp backend's context as it would be allocated for those
 tokens: its fixed ``n_ctx``, or the session's need rounded up as the context grows;
 its batch, GPU layers, flash attention and KV types); ``memory_note`` turns it into
-what the window and CLI show ("This corpus (N tokens) needs X GB with this model ...,
-this Mac has Y GB" and, when it does not fit, what to change). No Qt here, and it
+what the window and CLI show ("This question (N tokens with the corpus and answer;
+context C) needs X GB with this model ..., this Mac has Y GB" and, when it does not
+fit, what to change). No Qt here, and it
 reads model files (a llama.cpp plan asks llama.cpp's memory-fit pass, under a
 second): call it from a worker or job, never the UI thread.
 """
@@ -92,4 +93,7 @@ def memory_note(pool: Any, name: str, tokens: int) -> MemoryNote | None:
     plan = plan_for_backend(pool, name, tokens)
     if plan is None:
         return None
-    return MemoryNote(plan.message(), plan.fits, plan.needed_bytes, plan.available_bytes)
+    # llama.cpp allocates its context whole, rounded up: say so when that is more
+    context = f"; context {plan.tokens:,}" if plan.tokens != tokens else ""
+    text = plan.message(f"This question ({tokens:,} tokens with the corpus and answer{context})")
+    return MemoryNote(text, plan.fits, plan.needed_bytes, plan.available_bytes)

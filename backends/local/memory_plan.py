@@ -90,9 +90,9 @@ class MemoryPlan:
 
     def message(self, subject: str | None = None) -> str:
         """What the window and CLI say: the figures, and what to change when it does not
-        fit. ``subject`` names what needs the memory (default: this corpus)."""
+        fit. ``subject`` names what needs the memory (default: the context)."""
         need, have = self.needed_bytes / _GIB, self.available_bytes / _GIB
-        subject = subject or f"This corpus ({self.tokens:,} tokens)"
+        subject = subject or f"A {self.tokens:,}-token context"
         head = (
             f"{subject} needs {need:.1f} GB with this model "
             f"({self.weights_bytes / _GIB:.1f} GB of weights), {self.machine} has {have:.1f} GB"

@@ -264,6 +264,11 @@ def test_the_quote_says_what_the_corpus_needs_against_this_machine(tmp_path: Pat
     memory = candidate["memory"]
     assert memory["fits"] is True
     assert "needs" in memory["message"] and "GB" in memory["message"]
+    # the sentence is about what this question holds, the figure the quote shows
+    holds = candidate["prompt_tokens"] + candidate["output_expected"]
+    assert memory["message"].startswith(
+        f"This question ({holds:,} tokens with the corpus and answer) needs"
+    ), memory["message"]
 
     tight = run_cli(
         args, home=tmp_path / "home", config=config, env={"LECTERN_MEMORY_AVAILABLE_BYTES": "1000"}
