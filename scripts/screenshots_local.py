@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -53,17 +54,19 @@ def main() -> int:
         encoding="utf-8",
     )
     os.environ["LECTERN_CONFIG"] = str(config)
-    return _drive(corpus, args.out / "local_prefill.png")
+    try:
+        return _drive(corpus, args.out / "local_prefill.png")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _drive(corpus: Path, out: Path) -> int:
-    from PySide6.QtCore import QSettings, QTimer
+    from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
 
     from app.ui.main import build_window, make_app
 
     app = make_app(sys.argv[:1])
-    QSettings().setValue("firstRun/demoAccepted", True)
     window: Any = build_window(app)
     window.resize(1440, 900)
     shots: list[str] = []

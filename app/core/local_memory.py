@@ -93,7 +93,8 @@ def memory_note(pool: Any, name: str, tokens: int) -> MemoryNote | None:
     plan = plan_for_backend(pool, name, tokens)
     if plan is None:
         return None
-    # llama.cpp allocates its context whole, rounded up: say so when that is more
+    # llama.cpp allocates its context whole (rounded up, or fixed by n_ctx): say so
+    # when it differs from what the question holds
     context = f"; context {plan.tokens:,}" if plan.tokens != tokens else ""
     text = plan.message(f"This question ({tokens:,} tokens with the corpus and answer{context})")
     return MemoryNote(text, plan.fits, plan.needed_bytes, plan.available_bytes)

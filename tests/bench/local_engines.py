@@ -338,12 +338,19 @@ def _llama_child(tokens: int, work: Path, rounds: int) -> dict[str, Any]:
     }
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} rounds: at least 1 is needed for a median")
+    return value
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--tokens", type=int, default=8000, help="MLX corpus size in tokens")
     parser.add_argument("--gguf-tokens", type=int, default=8000, help="llama.cpp corpus size")
     parser.add_argument(
-        "--rounds", type=int, default=7, help="alternated prefill pairs per case (median)"
+        "--rounds", type=_positive, default=7, help="alternated prefill pairs per case (median)"
     )
     parser.add_argument("--child", choices=CASES, help=argparse.SUPPRESS)
     parser.add_argument("--work", help=argparse.SUPPRESS)

@@ -403,8 +403,7 @@ def test_a_local_models_quote_says_what_the_corpus_needs_against_this_machine(
     window.request_quote()
     qtbot.waitUntil(lambda: "needs" in window.composer.quote.text(), timeout=WAIT)
     assert "GB with this model" in window.composer.quote.text()
-    # the figure the map adds up to (prompt and the answer's reserve), and llama.cpp's
-    # context when it allocates more
+    # the figure the map adds up to (prompt and the answer's reserve)
     quote = window.last_quote
     holds = quote.prompt_tokens + quote.reserved
     assert f"This question ({holds:,} tokens with the corpus and answer" in (
