@@ -14,7 +14,7 @@ import pytest
 from backends.base import Cancelled, Event, LocalEngineError, Request, TextDelta, Usage
 from backends.local.llama_cpp import LlamaCppBackend
 from backends.local.memory_plan import plan_for_model
-from tests.fixtures.local_backend import make_store
+from tests.fixtures.local_backend import corpus_request, make_store, stop_after
 from tests.integration.backend_contract import collect, text_of
 
 pytestmark = pytest.mark.llama
@@ -55,14 +55,7 @@ def v4_prompt(question: str) -> tuple[list[int], int]:
 
 
 def ask(ids: list[int], prefix: int, max_tokens: int = 8) -> Request:
-    return Request(
-        messages=(),
-        model="ds4",
-        prompt_ids=tuple(ids),
-        prefix_tokens=prefix,
-        max_tokens=max_tokens,
-        temperature=0.0,
-    )
+    return corpus_request(ids, prefix, model="ds4", max_tokens=max_tokens)
 
 
 def usage_of(events: list[Event]) -> Usage:
@@ -196,12 +189,7 @@ def test_deepseek4_stopped_corpus_read_resumes_from_its_last_checkpoint(
 
     store = make_store(tmp_path / "kv")
     req = ask(ids, prefix)
-
-    def stop_late(done: int, total: int) -> None:
-        if done >= 200:
-            req.cancel.cancel()
-
-    with backend(store, prefill_progress=stop_late) as b:
+    with backend(store, prefill_progress=stop_after(req, 200)) as b:
         _, err = collect(b, req)
         assert isinstance(err, Cancelled), err
     assert sorted(e.tokens for e in store.entries()) == [64, 128, 192]

@@ -11,7 +11,7 @@ from backends.base import ContextTooLong, Request, Usage
 from backends.local.llama_cpp import CTX_STEP, LlamaCppBackend
 from backends.local.llama_engine import gpu_layers
 from tests.fixtures.llama_corpus import corpus_ids, question_ids
-from tests.fixtures.local_backend import make_store
+from tests.fixtures.local_backend import corpus_request, make_store
 from tests.integration.backend_contract import collect, text_of
 
 pytestmark = pytest.mark.llama
@@ -51,14 +51,7 @@ def test_the_context_grows_with_the_corpus_up_to_its_limit(
     with LlamaCppBackend(model_path, n_ctx=512, grow_to=limit, store=make_store(tmp_path)) as b:
         corpus = corpus_ids(b, 12)  # ~800 tokens: more than 512
         ids = corpus + question_ids(b, "Which motion passed?")
-        req = Request(
-            (),
-            "gemma",
-            prompt_ids=tuple(ids),
-            prefix_tokens=len(corpus),
-            max_tokens=8,
-            temperature=0.0,
-        )
+        req = corpus_request(ids, len(corpus), model="gemma")
         events, err = collect(b, req)
         assert err is None, err
         assert next(e for e in events if isinstance(e, Usage)).prompt == len(ids)
@@ -85,14 +78,7 @@ def test_the_saved_corpus_survives_a_bigger_context(model_path: Path, tmp_path: 
     with LlamaCppBackend(model_path, n_ctx=512, grow_to=limit, store=store) as b:
         corpus = corpus_ids(b, 12)
         ids = corpus + question_ids(b, "Which motion passed?")
-        req = Request(
-            (),
-            "gemma",
-            prompt_ids=tuple(ids),
-            prefix_tokens=len(corpus),
-            max_tokens=8,
-            temperature=0.0,
-        )
+        req = corpus_request(ids, len(corpus), model="gemma")
         _, err = collect(b, req)
         assert err is None, err
         assert b.n_ctx == CTX_STEP and b.last_stats is not None

@@ -19,7 +19,7 @@ from backends.base import Cancelled, Event, LocalEngineError, Request, TextDelta
 from backends.local.memory_plan import plan_for_model
 from backends.local.mlx_local import MlxBackend
 from backends.local.mlx_vlm_engine import MlxVlmEngine
-from tests.fixtures.local_backend import make_store
+from tests.fixtures.local_backend import corpus_request, make_store, stop_after
 from tests.fixtures.tiny_v4 import V4_ARCHES, TinyV4, build_tiny_v4
 from tests.integration.backend_contract import collect, text_of
 
@@ -44,14 +44,7 @@ def backend(tiny: TinyV4, tmp_path: Path) -> Iterator[MlxBackend]:
 
 
 def ask(ids: list[int], prefix: int, max_tokens: int = 12) -> Request:
-    return Request(
-        messages=(),
-        model="tiny",
-        prompt_ids=tuple(ids),
-        prefix_tokens=prefix,
-        max_tokens=max_tokens,
-        temperature=0.0,
-    )
+    return corpus_request(ids, prefix, model="tiny", max_tokens=max_tokens)
 
 
 def usage_of(events: list[Event]) -> Usage:
@@ -291,13 +284,12 @@ def test_a_stopped_corpus_read_resumes_from_its_last_checkpoint(
 
     store = make_store(tmp_path / "kv")
     req = ask(ids, prefix)
-
-    def stop_late(done: int, total: int) -> None:
-        if done >= 200:
-            req.cancel.cancel()
-
     with MlxBackend(
-        tiny.path, store=store, prefill_step=32, checkpoint_tokens=64, prefill_progress=stop_late
+        tiny.path,
+        store=store,
+        prefill_step=32,
+        checkpoint_tokens=64,
+        prefill_progress=stop_after(req, 200),
     ) as b:
         _, err = collect(b, req)
         assert isinstance(err, Cancelled), err
